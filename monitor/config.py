@@ -1,0 +1,253 @@
+"""Configuration: the YAML file a user writes, validated on load into typed objects.
+
+Everything downstream (collectors, pipeline, store, digest) reads these objects, never raw YAML.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+import yaml
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+DEFAULT_TAXONOMY = Path(__file__).resolve().parent.parent / "config" / "touchpoints.yaml"
+DEFAULT_DATABASE = "sqlite:///var/monitor.db"
+DEFAULT_OUTPUT_DIR = "var/digests"
+DEFAULT_USER_AGENT = "monitor/0.1 (reputation monitor; contact the site owner named in config)"
+
+_ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+class ConfigError(Exception):
+    """A configuration problem, worded for the person who wrote the file."""
+
+
+def _check_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme in ("http", "https") and parts.netloc:
+        return value
+    if parts.scheme == "file" and parts.path:
+        return value
+    raise ValueError("expected an absolute http://, https:// or file:// URL")
+
+
+Url = Annotated[str, AfterValidator(_check_url)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SelectorSet(_Strict):
+    """CSS (or XPath, when it starts with '/' or '(') selectors for one review on a page."""
+
+    review: str = Field(description="the container of one review")
+    text: str | None = None
+    title: str | None = None
+    rating: str | None = None
+    author: str | None = None
+    date: str | None = None
+    id: str | None = None
+    pros: str | None = None
+    cons: str | None = None
+    advice: str | None = None
+
+    @model_validator(mode="after")
+    def _has_some_text(self) -> SelectorSet:
+        if not (self.text or self.pros or self.cons):
+            raise ValueError("a selector set needs 'text' or 'pros'/'cons'")
+        return self
+
+
+class Source(_Strict):
+    name: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")]
+    type: Literal["structured_data", "selectors", "feed"]
+    start_urls: Annotated[list[Url], Field(min_length=1)]
+    profile: Literal["reviews", "job_board"] = "reviews"
+    selectors: SelectorSet | None = None
+    next_page: str | None = Field(default=None, description="selector of the next page's link")
+    owner_reply: str | None = Field(
+        default=None, description="selector of the business's reply, inside a review's element"
+    )
+    rating_scale: tuple[float, float] = (1.0, 5.0)
+    max_pages: Annotated[int, Field(ge=1)] = 50
+    enabled: bool = True
+
+    @model_validator(mode="after")
+    def _selectors_when_needed(self) -> Source:
+        if self.type == "selectors" and self.selectors is None:
+            raise ValueError("a 'selectors' source needs a 'selectors' block")
+        return self
+
+
+class Business(_Strict):
+    name: Annotated[str, Field(min_length=1)]
+    slug: str | None = None
+    aliases: list[str] = []
+    exclude: list[str] = Field(
+        default=[], description="phrases that look like a mention but are not"
+    )
+    website: Url | None = None
+    competitor: bool = False
+    sources: list[Source] = []
+
+    @field_validator("name")
+    @classmethod
+    def _name_not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("the business name must not be blank")
+        return value.strip()
+
+    @property
+    def key(self) -> str:
+        """A stable identifier used in file names and in the database."""
+        if self.slug:
+            return self.slug
+        return re.sub(r"[^a-z0-9]+", "-", self.name.lower()).strip("-")
+
+    @property
+    def names(self) -> list[str]:
+        return [self.name, *self.aliases]
+
+    @model_validator(mode="after")
+    def _unique_source_names(self) -> Business:
+        seen: set[str] = set()
+        for source in self.sources:
+            if source.name in seen:
+                raise ValueError(f"two sources are named {source.name!r}")
+            seen.add(source.name)
+        return self
+
+
+class CrawlSettings(_Strict):
+    obey_robots: bool = True
+    autothrottle: bool = True
+    concurrent_requests: Annotated[int, Field(ge=1, le=64)] = 8
+    concurrent_per_domain: Annotated[int, Field(ge=1, le=16)] = 2
+    download_delay: Annotated[float, Field(ge=0)] = 0.5
+    http_cache: bool = False
+    stop_at_known: bool = True
+    timeout: Annotated[float, Field(gt=0)] = 30.0
+
+
+class TouchpointChanges(_Strict):
+    """A business's own changes to the default taxonomy."""
+
+    taxonomy: str | None = Field(default=None, description="path to a whole taxonomy file")
+    add: list[dict[str, Any]] = []
+    rename: dict[str, str] = {}
+    remove: list[str] = []
+
+
+class Config(_Strict):
+    businesses: Annotated[list[Business], Field(min_length=1)]
+    database: str = DEFAULT_DATABASE
+    output_dir: str = DEFAULT_OUTPUT_DIR
+    user_agent: str = DEFAULT_USER_AGENT
+    crawl: CrawlSettings = CrawlSettings()
+    touchpoints: TouchpointChanges = TouchpointChanges()
+    path: Path | None = Field(default=None, exclude=True)
+
+    @property
+    def business(self) -> Business:
+        """The business the digest is about (the first one that is not a competitor)."""
+        for business in self.businesses:
+            if not business.competitor:
+                return business
+        return self.businesses[0]
+
+    def resolve(self, relative: str) -> Path:
+        """A path from the config, taken relative to the config file's folder."""
+        candidate = Path(relative)
+        if candidate.is_absolute() or self.path is None:
+            return candidate
+        return (self.path.parent / candidate).resolve()
+
+
+def _expand_environment(node: Any, where: str, file: Path) -> Any:
+    """Replace ${NAME} with the environment variable NAME, so no secret or host lives in the file."""
+    if isinstance(node, dict):
+        return {
+            k: _expand_environment(v, f"{where}.{k}" if where else str(k), file)
+            for k, v in node.items()
+        }
+    if isinstance(node, list):
+        return [_expand_environment(v, f"{where}[{i}]", file) for i, v in enumerate(node)]
+    if isinstance(node, str):
+
+        def lookup(match: re.Match[str]) -> str:
+            name = match.group(1)
+            if name not in os.environ:
+                raise ConfigError(
+                    f"{file}: {where}: environment variable {name} is not set "
+                    f"(the value {node!r} refers to it)"
+                )
+            return os.environ[name]
+
+        return _ENV_REFERENCE.sub(lookup, node)
+    return node
+
+
+def _location(loc: tuple[int | str, ...]) -> str:
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text or "(top level)"
+
+
+def _describe(error: Any, raw: Any) -> str:
+    loc = tuple(error["loc"])
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        parent = _location(loc[:-1])
+        return f"{parent}: unknown key {loc[-1]!r}"
+    if kind == "missing":
+        return f"{_location(loc)}: required key is missing"
+    value = raw
+    for part in loc:
+        try:
+            value = value[part]
+        except (KeyError, IndexError, TypeError):
+            value = error.get("input")
+            break
+    message = str(error["msg"]).removeprefix("Value error, ")
+    return f"{_location(loc)}: {value!r} is not valid: {message}"
+
+
+def parse_config(raw: Any, file: Path) -> Config:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{file}: expected a mapping of settings at the top level")
+    expanded = _expand_environment(raw, "", file)
+    try:
+        config = Config.model_validate(expanded)
+    except ValidationError as exc:
+        lines = [_describe(e, expanded) for e in exc.errors()]
+        raise ConfigError(f"{file}: " + f"\n{file}: ".join(lines)) from None
+    return config.model_copy(update={"path": file.resolve()})
+
+
+def load_config(path: str | os.PathLike[str]) -> Config:
+    file = Path(path)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{file}: no such config file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{file}: cannot read the config file ({exc})") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{file}: not valid YAML: {exc}") from None
+    return parse_config(raw, file)

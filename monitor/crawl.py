@@ -1,0 +1,184 @@
+"""Runs the configured spiders (one Scrapy process, all sources at once) and reports per source.
+
+A source that could not be reached is reported as ``failed`` with its reason; one that was
+reached but yielded nothing as ``empty`` — never silently as a quiet week.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from scrapy.crawler import Crawler, CrawlerProcess
+from scrapy.settings import Settings
+from sqlalchemy import func, select, update
+
+from monitor.config import Business, Config, Source
+from monitor.store import Mention, Store
+from monitor.store import Source as SourceRow
+from monitor.touchpoints import Taxonomy
+from spiders.base import SourceSpider
+from spiders.feed import FeedSpider
+from spiders.selectors import SelectorSpider
+from spiders.structured_data import StructuredDataSpider
+
+log = logging.getLogger(__name__)
+
+SPIDERS: dict[str, type[SourceSpider]] = {
+    "structured_data": StructuredDataSpider,
+    "selectors": SelectorSpider,
+    "feed": FeedSpider,
+}
+
+
+@dataclass
+class SourceOutcome:
+    business: str
+    source: str
+    status: str
+    """ok, empty or failed."""
+    new: int = 0
+    duplicates: int = 0
+    dropped: int = 0
+    errors: int = 0
+    reason: str = ""
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+def scrapy_settings(config: Config) -> Settings:
+    settings = Settings()
+    settings.setmodule("spiders.settings", priority="project")
+    crawl = config.crawl
+    settings.setdict(
+        {
+            "USER_AGENT": config.user_agent,
+            "ROBOTSTXT_OBEY": crawl.obey_robots,
+            "AUTOTHROTTLE_ENABLED": crawl.autothrottle,
+            "CONCURRENT_REQUESTS": crawl.concurrent_requests,
+            "CONCURRENT_REQUESTS_PER_DOMAIN": crawl.concurrent_per_domain,
+            "DOWNLOAD_DELAY": crawl.download_delay,
+            "DOWNLOAD_TIMEOUT": crawl.timeout,
+            "HTTPCACHE_ENABLED": crawl.http_cache,
+        },
+        priority="cmdline",
+    )
+    return settings
+
+
+def _known_until(store: Store, source_id: int) -> datetime | None:
+    """Where the last complete crawl of a source got to (see ``_remember_progress``)."""
+    with store.engine.connect() as connection:
+        cursor = connection.scalar(select(SourceRow.cursor).where(SourceRow.id == source_id))
+    return datetime.fromisoformat(cursor) if cursor else None
+
+
+def _remember_progress(store: Store, source_id: int) -> None:
+    """After a complete crawl only: a killed crawl must not let the next one stop early."""
+    with store.engine.begin() as connection:
+        newest = connection.scalar(
+            select(func.max(Mention.published_at)).where(Mention.source_id == source_id)
+        )
+        if newest is not None:
+            connection.execute(
+                update(SourceRow).where(SourceRow.id == source_id).values(cursor=newest.isoformat())
+            )
+
+
+def _outcome(business: Business, source: Source, crawler: Crawler) -> SourceOutcome:
+    stats: dict[str, Any] = crawler.stats.get_stats() if crawler.stats else {}
+    new = int(stats.get("monitor/new", 0))
+    duplicates = int(stats.get("monitor/duplicate", 0))
+    dropped = sum(int(v) for k, v in stats.items() if k.startswith("drop_item/"))
+    errors = int(stats.get("log_count/ERROR", 0))
+    responses = int(stats.get("response_received_count", 0))
+    finish = str(stats.get("finish_reason", "unknown"))
+    detail = {
+        k: v
+        for k, v in stats.items()
+        if k.startswith(("monitor/", "drop_item/", "downloader/response_status_count/", "retry/"))
+        or k in ("finish_reason", "response_received_count", "log_count/ERROR", "log_count/WARNING")
+    }
+    reason = ""
+    if finish != "finished":
+        status, reason = "failed", f"crawl ended early: {finish}"
+    elif new + duplicates + dropped == 0 and (errors or responses == 0):
+        status = "failed"
+        reason = "no page could be fetched" if responses == 0 else f"{errors} errors, no mentions"
+    elif new + duplicates + dropped == 0:
+        status, reason = "empty", "pages were fetched but held no mentions"
+    else:
+        status = "ok"
+    return SourceOutcome(
+        business.key, source.name, status, new, duplicates, dropped, errors, reason, detail
+    )
+
+
+def crawl_sources(
+    config: Config,
+    store: Store,
+    taxonomy: Taxonomy,
+    run_id: int | None = None,
+    only: set[str] | None = None,
+) -> list[SourceOutcome]:
+    """Crawl every enabled source (or those named in ``only``) and store what they find."""
+    settings = scrapy_settings(config)
+    # Our CLI configures logging (quiet for cron); Scrapy must not add its own root handler.
+    settings.set("LOG_INSTALL_ROOT_HANDLER", False, priority="cmdline")
+    process = CrawlerProcess(settings)
+    planned: list[tuple[Business, Source, int, Crawler]] = []
+    for business in config.businesses:
+        business_id = store.business_id(business.key, business.name)
+        for source in business.sources:
+            if not source.enabled or (only and source.name not in only):
+                continue
+            source_id = store.source_id(business_id, source.name, source.type)
+            crawler = process.create_crawler(SPIDERS[source.type])
+            known_until = _known_until(store, source_id) if config.crawl.stop_at_known else None
+            process.crawl(
+                crawler,
+                config=config,
+                business=business,
+                source=source,
+                store=store,
+                taxonomy=taxonomy,
+                business_id=business_id,
+                source_id=source_id,
+                run_id=run_id,
+                known_until=known_until,
+            )
+            planned.append((business, source, source_id, crawler))
+    if not planned:
+        return []
+    process.start()
+    outcomes = []
+    for business, source, source_id, crawler in planned:
+        outcome = _outcome(business, source, crawler)
+        outcomes.append(outcome)
+        if outcome.status == "ok":
+            _remember_progress(store, source_id)
+        log_level = logging.WARNING if outcome.status != "ok" else logging.INFO
+        log.log(
+            log_level,
+            "%s/%s: %s, %d new, %d already stored, %d dropped %s",
+            business.key,
+            source.name,
+            outcome.status,
+            outcome.new,
+            outcome.duplicates,
+            outcome.dropped,
+            f"({outcome.reason})" if outcome.reason else "",
+        )
+        if run_id is not None:
+            store.record_source_run(
+                run_id,
+                source_id,
+                status=outcome.status,
+                new=outcome.new,
+                duplicates=outcome.duplicates,
+                dropped=outcome.dropped,
+                errors=outcome.errors,
+                detail={"reason": outcome.reason, **outcome.detail},
+            )
+    return outcomes

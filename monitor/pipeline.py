@@ -1,0 +1,217 @@
+"""The one item pipeline every mention goes through: normalise → key → sentiment → touchpoints → store.
+
+Spiders reach it as a Scrapy item pipeline (``MentionPipeline``); platform clients call ``Ingest``
+directly. Known mentions are recognised by key before scoring, so a rerun costs a lookup, not
+a VADER pass, and a batch is stored in one transaction so a killed run loses at most one batch.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from monitor.normalise import clean_text, content_hash, dedup_key, detect_language
+from monitor.records import MentionRecord
+from monitor.sentiment import score_text
+from monitor.store import PreparedMention, Store, utc_now
+from monitor.touchpoints import Taxonomy
+
+log = logging.getLogger(__name__)
+
+# Mentions stored per transaction: large enough for bulk-insert speed, small enough that a
+# killed run loses little and holds SQLite's write lock only briefly.
+BATCH_SIZE = 500
+MAX_TEXT_CHARS = 100_000
+
+
+class DroppedMention(Exception):
+    """A record that cannot become a mention; ``reason`` is counted as ``drop_item/<reason>``."""
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+
+
+def _as_utc(moment: datetime | None) -> tuple[datetime | None, int | None]:
+    """A naive UTC datetime for the database, and the source's UTC offset in minutes."""
+    if moment is None:
+        return None, None
+    if moment.tzinfo is None:
+        return moment, None
+    offset = moment.utcoffset()
+    minutes = int(offset.total_seconds() // 60) if offset is not None else None
+    return moment.astimezone(UTC).replace(tzinfo=None), minutes
+
+
+def prepare(record: MentionRecord, taxonomy: Taxonomy) -> tuple[str, dict[str, Any]]:
+    """Normalise a record into mention columns; returns its key. Raises DroppedMention."""
+    text = clean_text(record.text)
+    if not text:
+        raise DroppedMention("empty_text", record.url)
+    if len(text) > MAX_TEXT_CHARS:
+        text = text[:MAX_TEXT_CHARS]
+    published_at, offset = _as_utc(record.published_at)
+    reply_at, _ = _as_utc(record.owner_reply_at)
+    rating = record.rating
+    if rating is not None and not 0.0 <= rating <= 1.0:
+        raise DroppedMention("rating_out_of_scale", f"{record.url} rating={record.rating_raw}")
+    key = dedup_key(record.business, record.external_id, text, record.author, published_at)
+    collected_at = utc_now()
+    row = {
+        "dedup_key": key,
+        "content_hash": content_hash(text),
+        "kind": record.kind,
+        "external_id": record.external_id,
+        "url": record.url,
+        "title": clean_text(record.title) or None,
+        "text": text,
+        "author": clean_text(record.author) or None,
+        "rating": rating,
+        "rating_raw": record.rating_raw,
+        "published_at": published_at,
+        "published_offset_minutes": offset,
+        "collected_at": collected_at,
+        "occurred_at": published_at or collected_at,
+        "language": detect_language(text),
+        "owner_reply": clean_text(record.owner_reply) or None,
+        "owner_reply_at": reply_at,
+        "extra": record.extra,
+    }
+    return key, row
+
+
+def score_and_map(row: dict[str, Any], taxonomy: Taxonomy) -> PreparedMention:
+    """The expensive part: VADER on the text and its sentences, then touchpoints per sentence."""
+    sentiment = score_text(row["text"], row["language"], row["rating"])
+    scored_at = utc_now()
+    return PreparedMention(
+        row=row,
+        score={
+            "compound": sentiment.compound,
+            "positive": sentiment.positive,
+            "neutral": sentiment.neutral,
+            "negative": sentiment.negative,
+            "label": sentiment.label,
+            "rating_disagrees": sentiment.rating_disagrees,
+            "scored_at": scored_at,
+        },
+        sentences=[
+            {"position": s.position, "text": s.text, "compound": s.compound, "label": s.label}
+            for s in sentiment.sentences
+        ],
+        assignments=[
+            {
+                "touchpoint": a.touchpoint,
+                "rank": a.rank,
+                "confidence": a.confidence,
+                "compound": a.compound,
+                "label": a.label,
+                "evidence": a.evidence,
+            }
+            for a in taxonomy.assign(sentiment, row["kind"])
+        ],
+    )
+
+
+@dataclass
+class Ingest:
+    """Batches the mentions of one source into the store, counting what happened to each."""
+
+    store: Store
+    taxonomy: Taxonomy
+    business_id: int
+    source_id: int
+    run_id: int | None = None
+    batch_size: int = BATCH_SIZE
+    counts: Counter[str] = field(default_factory=Counter)
+    _pending: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def add(self, record: MentionRecord) -> str:
+        """Queue one record; returns ``queued``, ``duplicate`` or raises DroppedMention."""
+        try:
+            key, row = prepare(record, self.taxonomy)
+        except DroppedMention as dropped:
+            self.counts[f"dropped/{dropped.reason}"] += 1
+            raise
+        if key in self._pending:
+            self.counts["duplicate"] += 1
+            return "duplicate"
+        row.update(business_id=self.business_id, source_id=self.source_id, run_id=self.run_id)
+        self._pending[key] = row
+        if len(self._pending) >= self.batch_size:
+            self.flush()
+        return "queued"
+
+    def add_all(self, records: Iterable[MentionRecord]) -> None:
+        for record in records:
+            try:
+                self.add(record)
+            except DroppedMention as dropped:
+                log.warning("dropped a mention (%s)", dropped)
+
+    def flush(self) -> None:
+        """Score what is new in the batch and store it in one transaction."""
+        if not self._pending:
+            return
+        pending, self._pending = self._pending, {}
+        known = self.store.known_keys(pending)
+        fresh = [
+            score_and_map(row, self.taxonomy) for key, row in pending.items() if key not in known
+        ]
+        new = self.store.save(fresh)
+        self.counts["new"] += new
+        # Known before scoring, or stored meanwhile by an overlapping run: either way a duplicate.
+        self.counts["duplicate"] += len(pending) - new
+
+
+class MentionPipeline:
+    """Scrapy item pipeline: hands every ``MentionRecord`` a spider yields to ``Ingest``.
+
+    The spider carries its context (``store``, ``taxonomy``, ``business_id``, ``source_id``,
+    ``run_id``) as attributes set by ``monitor.crawl``; counts land in the crawl stats.
+    """
+
+    def __init__(self, crawler: Any) -> None:
+        self.crawler = crawler
+        self.stats = crawler.stats
+        self.ingest: Ingest | None = None
+
+    @classmethod
+    def from_crawler(cls, crawler: Any) -> MentionPipeline:
+        return cls(crawler)
+
+    def open_spider(self, spider: Any = None) -> None:
+        spider = spider or self.crawler.spider
+        if not hasattr(spider, "store"):
+            return  # a bare `scrapy crawl` with no store: items go to feeds/logs only
+        self.ingest = Ingest(
+            store=spider.store,
+            taxonomy=spider.taxonomy,
+            business_id=spider.business_id,
+            source_id=spider.source_id,
+            run_id=getattr(spider, "run_id", None),
+        )
+
+    def process_item(self, item: Any, spider: Any = None) -> Any:
+        if self.ingest is None or not isinstance(item, MentionRecord):
+            return item
+        from scrapy.exceptions import DropItem
+
+        try:
+            outcome = self.ingest.add(item)
+        except DroppedMention as dropped:
+            self.stats.inc_value(f"drop_item/{dropped.reason}")
+            raise DropItem(str(dropped)) from None
+        self.stats.inc_value(f"monitor/{outcome}")
+        return item
+
+    def close_spider(self, spider: Any = None) -> None:
+        if self.ingest is None:
+            return
+        self.ingest.flush()
+        self.stats.set_value("monitor/new", self.ingest.counts["new"])
+        self.stats.set_value("monitor/duplicate", self.ingest.counts["duplicate"])

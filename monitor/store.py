@@ -1,0 +1,311 @@
+"""Storage: the database schema and the only code that writes mentions.
+
+SQLite by default, PostgreSQL by URL. The schema comes from Alembic migrations (run on open);
+mentions are written with ``INSERT … ON CONFLICT DO NOTHING`` on their de-duplication key, so a
+rerun, a resumed crawl or two overlapping runs can never store a mention twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    create_engine,
+    event,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+# SQLite waits this long for another writer (a second cron run, a digest) before giving up.
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Business(Base):
+    __tablename__ = "businesses"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(200), unique=True)
+    name: Mapped[str] = mapped_column(String(400))
+
+
+class Source(Base):
+    __tablename__ = "sources"
+    __table_args__ = (UniqueConstraint("business_id", "name"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    business_id: Mapped[int] = mapped_column(ForeignKey("businesses.id"))
+    name: Mapped[str] = mapped_column(String(200))
+    type: Mapped[str] = mapped_column(String(50))
+    cursor: Mapped[str | None] = mapped_column(Text)
+    """Where the source's last successful run stopped (a since-id, a date …)."""
+
+
+class Run(Base):
+    __tablename__ = "runs"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    command: Mapped[str] = mapped_column(String(50))
+    started_at: Mapped[datetime] = mapped_column(DateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime)
+    status: Mapped[str] = mapped_column(String(20), default="running")
+    """running, ok, partial (some sources failed), failed."""
+
+
+class SourceRun(Base):
+    __tablename__ = "source_runs"
+    __table_args__ = (UniqueConstraint("run_id", "source_id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id"))
+    source_id: Mapped[int] = mapped_column(ForeignKey("sources.id"))
+    status: Mapped[str] = mapped_column(String(20))
+    """ok, empty (reached but nothing found), failed."""
+    new: Mapped[int] = mapped_column(Integer, default=0)
+    duplicates: Mapped[int] = mapped_column(Integer, default=0)
+    dropped: Mapped[int] = mapped_column(Integer, default=0)
+    errors: Mapped[int] = mapped_column(Integer, default=0)
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class Mention(Base):
+    __tablename__ = "mentions"
+    __table_args__ = (
+        Index("ix_mentions_business_occurred", "business_id", "occurred_at"),
+        Index("ix_mentions_content_hash", "content_hash"),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    dedup_key: Mapped[str] = mapped_column(String(64), unique=True)
+    content_hash: Mapped[str] = mapped_column(String(64))
+    business_id: Mapped[int] = mapped_column(ForeignKey("businesses.id"))
+    source_id: Mapped[int] = mapped_column(ForeignKey("sources.id"))
+    run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id"))
+    kind: Mapped[str] = mapped_column(String(40))
+    external_id: Mapped[str | None] = mapped_column(String(500))
+    url: Mapped[str] = mapped_column(Text)
+    title: Mapped[str | None] = mapped_column(Text)
+    text: Mapped[str] = mapped_column(Text)
+    author: Mapped[str | None] = mapped_column(String(400))
+    rating: Mapped[float | None] = mapped_column(Float)
+    """Normalised to 0 (worst) … 1 (best)."""
+    rating_raw: Mapped[str | None] = mapped_column(String(100))
+    published_at: Mapped[datetime | None] = mapped_column(DateTime)
+    """UTC; the offset the source gave is kept in ``published_offset_minutes``."""
+    published_offset_minutes: Mapped[int | None] = mapped_column(Integer)
+    collected_at: Mapped[datetime] = mapped_column(DateTime)
+    occurred_at: Mapped[datetime] = mapped_column(DateTime)
+    """When it happened as far as we know: published, else collected. Periods filter on it."""
+    language: Mapped[str] = mapped_column(String(20))
+    owner_reply: Mapped[str | None] = mapped_column(Text)
+    owner_reply_at: Mapped[datetime | None] = mapped_column(DateTime)
+    extra: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class MentionScore(Base):
+    __tablename__ = "mention_scores"
+    mention_id: Mapped[int] = mapped_column(ForeignKey("mentions.id"), primary_key=True)
+    compound: Mapped[float | None] = mapped_column(Float)
+    positive: Mapped[float | None] = mapped_column(Float)
+    neutral: Mapped[float | None] = mapped_column(Float)
+    negative: Mapped[float | None] = mapped_column(Float)
+    label: Mapped[str] = mapped_column(String(30))
+    rating_disagrees: Mapped[bool] = mapped_column(Boolean, default=False)
+    scored_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class SentenceScore(Base):
+    __tablename__ = "sentence_scores"
+    __table_args__ = (UniqueConstraint("mention_id", "position"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    mention_id: Mapped[int] = mapped_column(ForeignKey("mentions.id"))
+    position: Mapped[int] = mapped_column(Integer)
+    text: Mapped[str] = mapped_column(Text)
+    compound: Mapped[float | None] = mapped_column(Float)
+    label: Mapped[str] = mapped_column(String(30))
+
+
+class TouchpointAssignment(Base):
+    __tablename__ = "touchpoint_assignments"
+    __table_args__ = (
+        UniqueConstraint("mention_id", "touchpoint"),
+        Index("ix_assignments_touchpoint_rank", "touchpoint", "rank"),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    mention_id: Mapped[int] = mapped_column(ForeignKey("mentions.id"))
+    touchpoint: Mapped[str] = mapped_column(String(80))
+    rank: Mapped[int] = mapped_column(Integer)
+    """0 for the primary touchpoint."""
+    confidence: Mapped[float] = mapped_column(Float)
+    compound: Mapped[float | None] = mapped_column(Float)
+    label: Mapped[str] = mapped_column(String(30))
+    evidence: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+
+
+@dataclass
+class PreparedMention:
+    """A mention ready to store: cleaned, keyed, scored and mapped by the pipeline."""
+
+    row: dict[str, Any]
+    """Column values for ``mentions`` (without ids)."""
+    score: dict[str, Any]
+    sentences: list[dict[str, Any]]
+    assignments: list[dict[str, Any]]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    # WAL lets the digest read while a crawl writes; the busy timeout makes a second writer wait
+    # instead of failing at once.
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+def create_db_engine(url: str) -> Engine:
+    if url.startswith("sqlite:///") and not url.startswith("sqlite:///:memory:"):
+        Path(url.removeprefix("sqlite:///")).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url)
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+def migrate(engine: Engine) -> None:
+    """Bring the schema to the newest revision (a no-op when it is there already)."""
+    settings = AlembicConfig()
+    settings.set_main_option("script_location", str(MIGRATIONS))
+    with engine.begin() as connection:
+        settings.attributes["connection"] = connection
+        command.upgrade(settings, "head")
+
+
+class Store:
+    """The database a run writes mentions to and a digest reads from."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    @classmethod
+    def open(cls, url: str) -> Store:
+        engine = create_db_engine(url)
+        migrate(engine)
+        return cls(engine)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    @property
+    def _dialect(self) -> Any:
+        """The dialect module whose ``insert`` has ``on_conflict_do_nothing``."""
+        return postgresql if self.engine.dialect.name == "postgresql" else sqlite
+
+    def business_id(self, key: str, name: str) -> int:
+        with self.engine.begin() as connection:
+            stmt = self._dialect.insert(Business).values(key=key, name=name)
+            connection.execute(stmt.on_conflict_do_nothing(index_elements=["key"]))
+            connection.execute(update(Business).where(Business.key == key).values(name=name))
+            return int(
+                connection.execute(select(Business.id).where(Business.key == key)).scalar_one()
+            )
+
+    def source_id(self, business_id: int, name: str, type_: str) -> int:
+        with self.engine.begin() as connection:
+            stmt = self._dialect.insert(Source).values(
+                business_id=business_id, name=name, type=type_
+            )
+            connection.execute(stmt.on_conflict_do_nothing(index_elements=["business_id", "name"]))
+            return int(
+                connection.execute(
+                    select(Source.id).where(Source.business_id == business_id, Source.name == name)
+                ).scalar_one()
+            )
+
+    def known_keys(self, keys: Iterable[str]) -> set[str]:
+        wanted = list(set(keys))
+        found: set[str] = set()
+        with self.engine.connect() as connection:
+            # Chunked to stay under SQLite's bound-parameter limit.
+            for start in range(0, len(wanted), 900):
+                chunk = wanted[start : start + 900]
+                found.update(
+                    connection.scalars(
+                        select(Mention.dedup_key).where(Mention.dedup_key.in_(chunk))
+                    )
+                )
+        return found
+
+    def save(self, batch: Sequence[PreparedMention]) -> int:
+        """Store a batch in one transaction; returns how many were new (others were known)."""
+        if not batch:
+            return 0
+        by_key = {m.row["dedup_key"]: m for m in batch}
+        with self.engine.begin() as connection:
+            stmt = (
+                self._dialect.insert(Mention)
+                .on_conflict_do_nothing(index_elements=["dedup_key"])
+                .returning(Mention.id, Mention.dedup_key)
+            )
+            inserted = connection.execute(stmt, [m.row for m in by_key.values()]).all()
+            if not inserted:
+                return 0
+            scores: list[dict[str, Any]] = []
+            sentences: list[dict[str, Any]] = []
+            assignments: list[dict[str, Any]] = []
+            for mention_id, key in inserted:
+                prepared = by_key[key]
+                scores.append({**prepared.score, "mention_id": mention_id})
+                sentences.extend({**s, "mention_id": mention_id} for s in prepared.sentences)
+                assignments.extend({**a, "mention_id": mention_id} for a in prepared.assignments)
+            connection.execute(insert(MentionScore), scores)
+            if sentences:
+                connection.execute(insert(SentenceScore), sentences)
+            connection.execute(insert(TouchpointAssignment), assignments)
+        return len(inserted)
+
+    def start_run(self, command_name: str) -> int:
+        with self.engine.begin() as connection:
+            return int(
+                connection.execute(
+                    insert(Run)
+                    .values(command=command_name, started_at=utc_now(), status="running")
+                    .returning(Run.id)
+                ).scalar_one()
+            )
+
+    def finish_run(self, run_id: int, status: str) -> None:
+        with self.engine.begin() as connection:
+            connection.execute(
+                update(Run).where(Run.id == run_id).values(finished_at=utc_now(), status=status)
+            )
+
+    def record_source_run(self, run_id: int, source_id: int, **values: Any) -> None:
+        with self.engine.begin() as connection:
+            connection.execute(
+                insert(SourceRun).values(run_id=run_id, source_id=source_id, **values)
+            )

@@ -1,0 +1,286 @@
+"""Pipeline step: which moment of truth each sentence of a mention is about.
+
+The taxonomy is data (``config/touchpoints.yaml``); this module loads it, applies a business's own
+changes, and matches stemmed phrases sentence by sentence so that "the bike was great but the
+delivery was late" gives product quality (+) and delivery (−), each with its evidence.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Any
+
+import Stemmer
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from monitor.config import DEFAULT_TAXONOMY, Config, ConfigError, TouchpointChanges
+from monitor.sentiment import UNSUPPORTED, Sentence, Sentiment, label_for
+
+UNCLASSIFIED = "unclassified"
+EMPLOYEE_TOUCHPOINT = "employee_experience"
+# Below this confidence the evidence is too thin to name a touchpoint: "unclassified" is more
+# honest than a guess.
+MIN_CONFIDENCE = 0.35
+_TOKEN = re.compile(r"[a-z0-9]+(?:['’][a-z]+)?")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class TouchpointSpec(_Strict):
+    id: Annotated[str, Field(pattern=r"^[a-z0-9_]+$")]
+    label: str
+    description: str = ""
+    phrases: dict[str, float]
+    negative_cues: list[str] = []
+    stage: str | None = None
+
+
+class StageSpec(_Strict):
+    id: Annotated[str, Field(pattern=r"^[a-z0-9_]+$")]
+    label: str
+    touchpoints: list[TouchpointSpec]
+
+
+class TaxonomySpec(_Strict):
+    version: int = 1
+    threshold: Annotated[float, Field(gt=0)] = 1.0
+    stages: Annotated[list[StageSpec], Field(min_length=1)]
+
+
+@dataclass(frozen=True)
+class Touchpoint:
+    id: str
+    label: str
+    stage: str
+    description: str
+    phrases: dict[str, float]
+    negative_cues: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Stage:
+    id: str
+    label: str
+    touchpoints: tuple[Touchpoint, ...]
+
+
+@dataclass(frozen=True)
+class Assignment:
+    touchpoint: str
+    rank: int
+    """0 for the primary touchpoint, 1, 2 … for secondary ones."""
+    confidence: float
+    compound: float | None
+    label: str
+    evidence: list[dict[str, Any]] = field(default_factory=list)
+
+
+@lru_cache(maxsize=1)
+def _stemmer() -> Stemmer.Stemmer:
+    return Stemmer.Stemmer("english")
+
+
+def stems(text: str) -> list[str]:
+    """The Snowball stems of the words of ``text`` ("deliveries" and "delivered" → "deliv")."""
+    words = [w.replace("’", "'").removesuffix("'s") for w in _TOKEN.findall(text.lower())]
+    return list(_stemmer().stemWords(words))
+
+
+class Taxonomy:
+    """The stages and touchpoints a business is measured on, and the phrase matcher they imply."""
+
+    def __init__(self, stages: Sequence[Stage], threshold: float) -> None:
+        self.stages = tuple(stages)
+        self.threshold = threshold
+        self.touchpoints = {t.id: t for s in self.stages for t in s.touchpoints}
+        # first stem → [(stems of the phrase, touchpoint id, weight, phrase, is_cue)]
+        self._index: dict[str, list[tuple[tuple[str, ...], str, float, str, bool]]] = {}
+        for touchpoint in self.touchpoints.values():
+            for phrase, weight in touchpoint.phrases.items():
+                self._add(phrase, touchpoint.id, weight, is_cue=False)
+            for cue in touchpoint.negative_cues:
+                self._add(cue, touchpoint.id, 0.0, is_cue=True)
+
+    def _add(self, phrase: str, touchpoint: str, weight: float, *, is_cue: bool) -> None:
+        key = tuple(stems(phrase))
+        if key:
+            self._index.setdefault(key[0], []).append((key, touchpoint, weight, phrase, is_cue))
+
+    def label(self, touchpoint_id: str) -> str:
+        if touchpoint_id == UNCLASSIFIED:
+            return "Unclassified"
+        found = self.touchpoints.get(touchpoint_id)
+        return found.label if found else touchpoint_id
+
+    def stage_of(self, touchpoint_id: str) -> str | None:
+        found = self.touchpoints.get(touchpoint_id)
+        return found.stage if found else None
+
+    def match_sentence(self, text: str) -> dict[str, tuple[float, list[str]]]:
+        """Touchpoint → (summed weight, matched phrases) for one sentence, cues applied."""
+        words = stems(text)
+        scores: dict[str, float] = {}
+        terms: dict[str, list[str]] = {}
+        vetoed: set[str] = set()
+        for i, word in enumerate(words):
+            for key, touchpoint, weight, phrase, is_cue in self._index.get(word, ()):
+                if tuple(words[i : i + len(key)]) != key:
+                    continue
+                if is_cue:
+                    vetoed.add(touchpoint)
+                elif phrase not in terms.setdefault(touchpoint, []):
+                    terms[touchpoint].append(phrase)
+                    scores[touchpoint] = scores.get(touchpoint, 0.0) + weight
+        return {
+            t: (score, terms[t])
+            for t, score in scores.items()
+            if t not in vetoed and score >= self.threshold
+        }
+
+    def assign(self, sentiment: Sentiment, kind: str = "review") -> list[Assignment]:
+        """Primary and secondary touchpoints of a mention, from its scored sentences."""
+        if kind.startswith("employee") and EMPLOYEE_TOUCHPOINT in self.touchpoints:
+            evidence = [{"sentence": None, "text": None, "terms": [f"source kind: {kind}"]}]
+            return [_assignment(EMPLOYEE_TOUCHPOINT, 0, 1.0, sentiment.sentences, evidence)]
+        totals: dict[str, float] = {}
+        behind: dict[str, list[Sentence]] = {}
+        evidence_for: dict[str, list[dict[str, Any]]] = {}
+        for sentence in sentiment.sentences:
+            for touchpoint, (score, terms) in self.match_sentence(sentence.text).items():
+                if touchpoint == EMPLOYEE_TOUCHPOINT:
+                    continue  # employee experience comes from job boards, not customer wording
+                totals[touchpoint] = totals.get(touchpoint, 0.0) + score
+                behind.setdefault(touchpoint, []).append(sentence)
+                evidence_for.setdefault(touchpoint, []).append(
+                    {"sentence": sentence.position, "text": sentence.text, "terms": terms}
+                )
+        ranked = sorted(totals, key=lambda t: (-totals[t], t))
+        grand_total = sum(totals.values())
+        assignments: list[Assignment] = []
+        for touchpoint in ranked:
+            confidence = _confidence(totals[touchpoint], grand_total, self.threshold)
+            if confidence < MIN_CONFIDENCE:
+                continue
+            assignments.append(
+                _assignment(
+                    touchpoint,
+                    len(assignments),
+                    confidence,
+                    behind[touchpoint],
+                    evidence_for[touchpoint],
+                )
+            )
+        if not assignments:
+            return [_unclassified(sentiment)]
+        return assignments
+
+
+def _confidence(score: float, grand_total: float, threshold: float) -> float:
+    """Strength of the evidence (saturating in the summed weight) times its share of all evidence."""
+    strength = 1.0 - math.exp(-score / threshold)
+    share = score / grand_total if grand_total else 0.0
+    return round(strength * (0.5 + 0.5 * share), 3)
+
+
+def _assignment(
+    touchpoint: str,
+    rank: int,
+    confidence: float,
+    sentences: Iterable[Sentence],
+    evidence: list[dict[str, Any]],
+) -> Assignment:
+    scored = [s.compound for s in sentences if s.label != UNSUPPORTED]
+    if not scored:
+        return Assignment(touchpoint, rank, confidence, None, UNSUPPORTED, evidence)
+    compound = round(sum(scored) / len(scored), 4)
+    return Assignment(touchpoint, rank, confidence, compound, label_for(compound), evidence)
+
+
+def _unclassified(sentiment: Sentiment) -> Assignment:
+    return Assignment(
+        UNCLASSIFIED,
+        0,
+        0.0,
+        sentiment.compound,
+        sentiment.label,
+        [{"sentence": None, "text": None, "terms": []}],
+    )
+
+
+def _read_spec(path: Path) -> TaxonomySpec:
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such taxonomy file") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    try:
+        return TaxonomySpec.model_validate(raw)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
+        )
+        raise ConfigError(f"{path}: {problems}") from None
+
+
+def build_taxonomy(spec: TaxonomySpec, changes: TouchpointChanges, origin: str) -> Taxonomy:
+    """The default taxonomy with a business's additions, renames and removals applied."""
+    known = {t.id for s in spec.stages for t in s.touchpoints}
+    for touchpoint_id in [*changes.rename, *changes.remove]:
+        if touchpoint_id not in known:
+            raise ConfigError(
+                f"{origin}: touchpoints: unknown touchpoint {touchpoint_id!r} "
+                f"(expected one of: {', '.join(sorted(known))})"
+            )
+    stage_ids = [s.id for s in spec.stages]
+    added: dict[str, list[TouchpointSpec]] = {}
+    for i, item in enumerate(changes.add):
+        try:
+            extra = TouchpointSpec.model_validate(item)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
+            )
+            raise ConfigError(f"{origin}: touchpoints.add[{i}]: {problems}") from None
+        if extra.stage not in stage_ids:
+            raise ConfigError(
+                f"{origin}: touchpoints.add[{i}].stage: {extra.stage!r} is not a stage "
+                f"(expected one of: {', '.join(stage_ids)})"
+            )
+        if extra.id in known:
+            raise ConfigError(f"{origin}: touchpoints.add[{i}].id: {extra.id!r} already exists")
+        added.setdefault(extra.stage, []).append(extra)
+    stages = []
+    for stage in spec.stages:
+        members = [
+            Touchpoint(
+                id=t.id,
+                label=changes.rename.get(t.id, t.label),
+                stage=stage.id,
+                description=t.description,
+                phrases=dict(t.phrases),
+                negative_cues=tuple(t.negative_cues),
+            )
+            for t in [*stage.touchpoints, *added.get(stage.id, [])]
+            if t.id not in changes.remove
+        ]
+        stages.append(Stage(stage.id, stage.label, tuple(members)))
+    return Taxonomy(stages, spec.threshold)
+
+
+def load_taxonomy(config: Config | None = None) -> Taxonomy:
+    """The taxonomy a config asks for: its own file or the default, with its changes applied."""
+    changes = config.touchpoints if config else TouchpointChanges()
+    path = DEFAULT_TAXONOMY
+    if config is not None and changes.taxonomy:
+        path = config.resolve(changes.taxonomy)
+    origin = str(config.path) if config and config.path else str(path)
+    return build_taxonomy(_read_spec(path), changes, origin)

@@ -89,7 +89,7 @@ def _stemmer() -> Stemmer.Stemmer:
 
 
 def stems(text: str) -> list[str]:
-    """The Snowball stems of the words of ``text`` ("deliveries" and "delivered" → "deliv")."""
+    """The Snowball stems of the words of ``text`` ("delivered", "delivering" → "deliv")."""
     words = [w.replace("’", "'").removesuffix("'s") for w in _TOKEN.findall(text.lower())]
     return list(_stemmer().stemWords(words))
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+import html5lib
 import lxml.html
 import pytest
 
@@ -115,5 +116,6 @@ def test_digest_shows_real_numbers_and_links_a_known_negative(demo_run: tuple[Pa
     assert refund
     assert refund[0].xpath(".//a/@href") == ["https://reviews.example/brightwater-cycles#r-3638"]
     assert not page.xpath("//script"), "the digest carries no script"
+    html5lib.HTMLParser(strict=True).parse(html)  # raises on any HTML parse error
     rows = page.xpath("//table[1]//tr[td]")
     assert len(rows) >= 24

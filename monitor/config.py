@@ -78,12 +78,30 @@ class Source(_Strict):
     profile: Literal["reviews", "job_board"] = "reviews"
     selectors: SelectorSet | None = None
     next_page: str | None = Field(default=None, description="selector of the next page's link")
+    page_url: str | None = Field(
+        default=None,
+        description="URL of page N with {page} in it, for sites whose pages are numbered",
+    )
     owner_reply: str | None = Field(
         default=None, description="selector of the business's reply, inside a review's element"
+    )
+    owner_reply_date: str | None = Field(
+        default=None, description="selector of the reply's date, inside a review's element"
     )
     rating_scale: tuple[float, float] = (1.0, 5.0)
     max_pages: Annotated[int, Field(ge=1)] = 50
     enabled: bool = True
+
+    @field_validator("page_url")
+    @classmethod
+    def _page_url_has_placeholder(cls, value: str | None) -> str | None:
+        if value is not None:
+            if "{page}" not in value:
+                raise ValueError(
+                    "expected a URL containing {page}, e.g. https://site/reviews?page={page}"
+                )
+            _check_url(value.replace("{page}", "1"))
+        return value
 
     @model_validator(mode="after")
     def _selectors_when_needed(self) -> Source:
@@ -140,6 +158,11 @@ class CrawlSettings(_Strict):
     http_cache: bool = False
     stop_at_known: bool = True
     timeout: Annotated[float, Field(gt=0)] = 30.0
+    retries: Annotated[int, Field(ge=0, le=10)] = 3
+    retry_backoff: Annotated[float, Field(ge=0)] = 1.0
+    """Seconds before the first retry; doubled for each further one (unless Retry-After says)."""
+    max_page_mb: Annotated[float, Field(gt=0)] = 8.0
+    """A page larger than this is not downloaded (a trap or a mistake); it is counted instead."""
 
 
 class TouchpointChanges(_Strict):

@@ -61,6 +61,10 @@ def scrapy_settings(config: Config) -> Settings:
             "DOWNLOAD_DELAY": crawl.download_delay,
             "DOWNLOAD_TIMEOUT": crawl.timeout,
             "HTTPCACHE_ENABLED": crawl.http_cache,
+            "RETRY_TIMES": crawl.retries,
+            "RETRY_BACKOFF_BASE": crawl.retry_backoff,
+            "DOWNLOAD_MAXSIZE": int(crawl.max_page_mb * 1024 * 1024),
+            "DOWNLOAD_WARNSIZE": int(crawl.max_page_mb * 1024 * 1024 / 4),
         },
         priority="cmdline",
     )

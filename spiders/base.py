@@ -1,18 +1,32 @@
-"""What every spider of ours shares: its source's config, and turning fields into a record."""
+"""What every spider of ours shares: its source's config, paging, and turning fields into a record.
+
+Nothing here opens the database: what is already stored reaches a spider only as ``known_until``.
+Every problem with a page (an error status, a redirect loop, a page too large, a review without
+a date or with a rating off its scale) is logged with its URL and counted in the crawl stats under
+``monitor/…``, and the crawl goes on.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import re
+from collections.abc import AsyncIterator, Iterable
 from datetime import UTC, datetime
 from typing import Any
 
 import scrapy
 from parsel import Selector, SelectorList
 from scrapy.http import TextResponse
+from scrapy.spidermiddlewares.httperror import HttpError
+from twisted.python.failure import Failure
 
 from monitor.config import Business, Config, Source, load_config
 from monitor.dates import parse_date
 from monitor.records import MentionRecord
+
+# Link texts that mean "the next page of reviews" on sites that do not mark it with rel=next.
+_NEXT_TEXT = re.compile(
+    r"^\s*(next(\s+page)?|older(\s+reviews)?|more reviews|›|»|→|>)\s*[›»→>]?\s*$", re.I
+)
 
 
 class SourceSpider(scrapy.Spider):
@@ -63,36 +77,87 @@ class SourceSpider(scrapy.Spider):
                     return candidate, configured
         raise ValueError(f"no source named {wanted!r} in {self.config.path}")
 
+    def count(self, key: str, url: str, message: str, *args: Any) -> None:
+        """Log a problem with its URL and count it as ``monitor/<key>``."""
+        self.logger.warning(f"{message} (%s)", *args, url)
+        assert self.crawler.stats is not None
+        self.crawler.stats.inc_value(f"monitor/{key}")
+
+    async def start(self) -> AsyncIterator[Any]:
+        for url in self.start_urls:
+            yield scrapy.Request(url, callback=self.parse, errback=self.request_failed)
+
+    def request_failed(self, failure: Failure) -> None:
+        """Every request that did not give a page: counted by reason, logged with its URL."""
+        request = failure.request  # type: ignore[attr-defined]
+        error = failure.value
+        if isinstance(error, HttpError):
+            reason, detail = f"http_{error.response.status}", f"HTTP {error.response.status}"
+        else:
+            text = str(error)
+            if "max redirections" in text.lower():
+                reason, detail = "redirect_loop", "too many redirects"
+            elif "maxsize" in text.lower() or "larger than download max size" in text.lower():
+                reason, detail = "page_too_large", text
+            elif "timeout" in type(error).__name__.lower() or "timed out" in text.lower():
+                reason, detail = "timeout", text
+            elif "Forbidden by robots.txt" in text:
+                reason, detail = "robots_txt", "forbidden by robots.txt"
+            else:
+                reason, detail = type(error).__name__, text or type(error).__name__
+        self.count(f"request_failed/{reason}", request.url, "could not fetch a page: %s", detail)
+
     def page_number(self, response: scrapy.http.Response) -> int:
         return int(response.meta.get("page", 1))
 
+    def next_page_hrefs(self, response: TextResponse) -> list[str]:
+        """The next page's link: the configured selector, rel=next, or a "Next page" link."""
+        hrefs = [h for h in [pick(response, self.source.next_page)] if h]
+        hrefs += response.css('link[rel~="next"]::attr(href), a[rel~="next"]::attr(href)').getall()
+        for link in response.xpath("//a[@href]"):
+            label = " ".join(link.xpath(".//text()").getall()) or link.attrib.get("aria-label", "")
+            if _NEXT_TEXT.match(label):
+                hrefs.append(link.attrib["href"])
+        if self.source.page_url:
+            hrefs.append(self.source.page_url.format(page=self.page_number(response) + 1))
+        return hrefs
+
     def follow_next(
-        self, response: scrapy.http.Response, hrefs: Iterable[str], newest_on_page: list[datetime]
+        self, response: TextResponse, newest_on_page: list[datetime], found: int
     ) -> Iterable[scrapy.Request]:
         """The next page, unless the page limit is reached or the page held only known reviews."""
         page = self.page_number(response)
+        if found == 0:
+            return  # an empty page ends numbered paging (and there is nothing to page past)
         if page >= self.source.max_pages:
-            self.crawler.stats.inc_value("monitor/paging_stopped/max_pages")
+            self.count("paging_stopped/max_pages", response.url, "page limit %d reached", page)
             return
         newest = max((_utc(d) for d in newest_on_page), default=None)
         if self.known_until is not None and newest is not None and newest <= self.known_until:
             self.logger.info("stopping at %s: every review on it is already stored", response.url)
+            assert self.crawler.stats is not None
             self.crawler.stats.inc_value("monitor/paging_stopped/known")
             return
-        for href in hrefs:
-            if href and href.strip():
-                yield response.follow(href.strip(), meta={"page": page + 1})
+        for href in self.next_page_hrefs(response):
+            if href and href.strip() and not href.startswith(("#", "javascript:")):
+                yield response.follow(
+                    href.strip(),
+                    callback=self.parse,
+                    errback=self.request_failed,
+                    meta={"page": page + 1},
+                )
                 return
 
     def record(self, **fields: Any) -> MentionRecord:
         return MentionRecord(business=self.business.key, source=self.source.name, **fields)
 
     def rating(
-        self, value: Any, best: Any = None, worst: Any = None
+        self, url: str, value: Any, best: Any = None, worst: Any = None
     ) -> tuple[float | None, str | None]:
         """A rating on the 0–1 scale from a value and its scale (the source's, unless given).
 
-        A value outside its scale is returned as is (> 1 or < 0) so the pipeline drops and counts it.
+        A value that is not a number, or lies off its scale, is kept only as raw text: the
+        review is still stored, without a rating, and the problem is counted.
         """
         if value is None or str(value).strip() == "":
             return None, None
@@ -105,18 +170,22 @@ class SourceSpider(scrapy.Spider):
             if worst not in (None, ""):
                 low = float(worst)
         except (TypeError, ValueError):
-            self.crawler.stats.inc_value("monitor/unparsable_rating")
+            self.count("unparsable_rating", url, "rating %r is not a number", raw)
             return None, raw
-        if high <= low:
+        if high <= low or not low <= number <= high:
+            self.count(
+                "rating_out_of_scale", url, "rating %s is outside its scale %s–%s", raw, low, high
+            )
             return None, raw
         return round((number - low) / (high - low), 4), raw
 
-    def date(self, value: Any) -> datetime | None:
+    def date(self, url: str, value: Any) -> datetime | None:
         if value in (None, ""):
+            self.count("undated", url, "a review has no date; it is stored with the crawl date")
             return None
         parsed = parse_date(str(value))
         if parsed is None:
-            self.crawler.stats.inc_value("monitor/unparsable_date")
+            self.count("unparsable_date", url, "date %r could not be read", value)
         return parsed
 
 

@@ -44,6 +44,7 @@ class FeedSpider(SourceSpider):
             title = entry.get("title", "")
             content = entry.get("content", [{}])[0].get("value") or entry.get("summary", "")
             if not names_business(f"{title}\n{content}", pattern, self.business.exclude):
+                assert self.crawler.stats is not None
                 self.crawler.stats.inc_value("monitor/feed_entry_not_about_business")
                 continue
             yield self.record(
@@ -53,7 +54,9 @@ class FeedSpider(SourceSpider):
                 external_id=entry.get("id") or entry.get("link"),
                 title=title or None,
                 author=entry.get("author"),
-                published_at=self.date(entry.get("published") or entry.get("updated")),
+                published_at=self.date(
+                    response.url, entry.get("published") or entry.get("updated")
+                ),
                 extra={"feed": response.url},
             )
 

@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any
 
 import scrapy
+from scrapy.http import TextResponse
 
 from spiders.base import SourceSpider, pick
 
@@ -23,29 +24,25 @@ class SelectorSpider(SourceSpider):
     source_type = "selectors"
 
     def parse(self, response: scrapy.http.Response, **kwargs: Any) -> Iterator[Any]:
-        if not isinstance(response, scrapy.http.TextResponse):
-            self.logger.warning("not a text page: %s", response.url)
-            self.crawler.stats.inc_value("monitor/not_text")
+        if not isinstance(response, TextResponse):
+            self.count("not_text", response.url, "not a text page")
             return
         rules = self.source.selectors
         assert rules is not None  # the config validator requires it for this source type
-        containers = (
-            response.xpath(rules.review)
-            if rules.review.startswith(("/", "("))
-            else response.css(rules.review)
-        )
+        is_xpath = rules.review.startswith(("/", "(", "./"))
+        containers = response.xpath(rules.review) if is_xpath else response.css(rules.review)
         if not containers:
-            self.logger.warning("no reviews found on %s", response.url)
-            self.crawler.stats.inc_value("monitor/page_without_reviews")
+            self.count("page_without_reviews", response.url, "no reviews found on the page")
         dates: list[datetime] = []
         for position, container in enumerate(containers):
             review_id = pick(container, rules.id)
             # The site's own id, namespaced by source: stable even if the page's URL changes.
             external_id = f"{self.source.name}:{review_id}" if review_id else None
-            published_at = self.date(pick(container, rules.date))
+            published_at = self.date(response.url, pick(container, rules.date))
             if published_at is not None:
                 dates.append(published_at)
-            rating, rating_raw = self.rating(pick(container, rules.rating))
+            rating, rating_raw = self.rating(response.url, pick(container, rules.rating))
+            reply_date = pick(container, self.source.owner_reply_date)
             common = {
                 "title": pick(container, rules.title),
                 "author": pick(container, rules.author),
@@ -53,6 +50,7 @@ class SelectorSpider(SourceSpider):
                 "rating": rating,
                 "rating_raw": rating_raw,
                 "owner_reply": pick(container, self.source.owner_reply),
+                "owner_reply_at": self.date(response.url, reply_date) if reply_date else None,
                 "extra": {"page": response.url, "position": position},
             }
             if self.source.profile == "job_board":
@@ -65,9 +63,7 @@ class SelectorSpider(SourceSpider):
                     external_id=external_id,
                     **common,
                 )
-        hrefs = [h for h in [pick(response, self.source.next_page)] if h]
-        hrefs += response.css('link[rel~="next"]::attr(href), a[rel~="next"]::attr(href)').getall()
-        yield from self.follow_next(response, hrefs, dates)
+        yield from self.follow_next(response, dates, len(containers))
 
     def employee_records(
         self, container: Any, page_url: str, external_id: str | None, common: dict[str, Any]

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import os
+import sqlite3
 import subprocess
 import sys
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 
-from monitor.demo import serve_directory
+from tests.sites import RequestLog, fixture_site
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -33,8 +38,72 @@ def run_monitor(
     )
 
 
+# Politeness off and retries quick: these sites are ours, on 127.0.0.1.
+FAST_CRAWL = {
+    "autothrottle": False,
+    "download_delay": 0,
+    "retries": 1,
+    "retry_backoff": 0.1,
+    "stop_at_known": True,
+}
+
+
+@dataclass
+class Site:
+    url: str
+    log: RequestLog
+
+
+@dataclass
+class Crawl:
+    result: subprocess.CompletedProcess[str]
+    db: Path
+
+    def rows(self, sql: str, *params: Any) -> list[tuple[Any, ...]]:
+        with sqlite3.connect(self.db) as connection:
+            return connection.execute(sql, params).fetchall()
+
+    def stats(self, source: str) -> dict[str, Any]:
+        """The crawl stats recorded for a source by the newest run."""
+        found = self.rows(
+            "SELECT r.detail FROM source_runs r JOIN sources s ON s.id = r.source_id "
+            "WHERE s.name = ? ORDER BY r.run_id DESC LIMIT 1",
+            source,
+        )
+        return dict(json.loads(found[0][0])) if found else {}
+
+
 @pytest.fixture
-def site() -> Iterator[str]:
+def site() -> Iterator[Site]:
     """The fixture sites under tests/fixtures/sites, served on 127.0.0.1."""
-    with serve_directory(FIXTURES / "sites") as base_url:
-        yield base_url
+    with fixture_site(FIXTURES / "sites", slow_seconds=0.3) as (url, log):
+        yield Site(url, log)
+
+
+def crawl_sources(
+    tmp_path: Path,
+    sources: list[dict[str, Any]],
+    crawl: dict[str, Any] | None = None,
+    business: dict[str, Any] | None = None,
+    db: Path | None = None,
+) -> Crawl:
+    """Write a config for Example Bakery with these sources and run `monitor crawl` on it."""
+    database = db or tmp_path / "monitor.db"
+    config = {
+        "database": f"sqlite:///{database}",
+        "user_agent": "monitor-tests/1.0 (+https://example-bakery.example/contact)",
+        "crawl": {**FAST_CRAWL, **(crawl or {})},
+        "businesses": [
+            {
+                "name": "Example Bakery",
+                "aliases": ["Example Bakes", "@examplebakes"],
+                "exclude": ["Example Bakery Road"],
+                **(business or {}),
+                "sources": sources,
+            }
+        ],
+    }
+    path = tmp_path / "business.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+    result = run_monitor("crawl", "--config", str(path), "-v", cwd=tmp_path)
+    return Crawl(result, database)

@@ -31,12 +31,14 @@ import os
 import platform
 import pstats
 import random
+import re
 import resource
 import signal
 import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
@@ -55,6 +57,9 @@ BUSINESS_NAME = "Harbour Lane Cycles"
 SLUG = "harbour-lane-cycles"
 PUBLIC_BASE = "https://reviews.example"
 SEED = 20261123
+_LOG_TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ ")
+_URL = re.compile(r"https?://\S+")
+_NUMBER = re.compile(r"\d+(\.\d+)?")
 
 # ---------------------------------------------------------------------------------------------
 # The review site
@@ -753,8 +758,18 @@ def run_measurement(
         return Measurement(spider, round_number, {}, f"exit {code}: {tail}")
     result = json.loads(result_file.read_text(encoding="utf-8"))
     result["log_lines"] = len(output)
-    result["log_head"] = output[:3]
+    result["log_kinds"] = log_kinds(output)
     return Measurement(spider, round_number, result)
+
+
+def log_kinds(lines: list[str], top: int = 5) -> list[tuple[int, str]]:
+    """What a worker logged, grouped by message with timestamps, URLs and numbers masked."""
+    kinds: Counter[str] = Counter()
+    for line in lines:
+        text = _LOG_TIMESTAMP.sub("", line)
+        text = _URL.sub("<url>", text)
+        kinds[_NUMBER.sub("<n>", text)[:140]] += 1
+    return [(count, kind) for kind, count in kinds.most_common(top)]
 
 
 def _fmt(value: float | None, digits: int = 1) -> str:
@@ -786,9 +801,9 @@ def print_table(measurements: list[Measurement], pages: int, rounds: int) -> Non
         if not m.problem and r.get("finish_reason") != "finished":
             print(f"  note: {m.spider} round {m.round} ended with {r.get('finish_reason')}")
         if r.get("log_lines"):
-            print(f"  note: {m.spider} round {m.round} logged {r['log_lines']} lines, first:")
-            for line in r.get("log_head", []):
-                print(f"        {line[:160]}")
+            print(f"  note: {m.spider} round {m.round} logged {r['log_lines']} lines:")
+            for count, kind in r.get("log_kinds", []):
+                print(f"        {count:>5} × {kind}")
     print()
     for round_number in range(1, rounds + 1):
         by_spider = {m.spider: m for m in measurements if m.round == round_number}

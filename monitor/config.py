@@ -157,6 +157,7 @@ class CrawlSettings(_Strict):
     download_delay: Annotated[float, Field(ge=0)] = 0.5
     http_cache: bool = False
     stop_at_known: bool = True
+    """Stop paging once a page reaches reviews already stored (for newest-first listings)."""
     timeout: Annotated[float, Field(gt=0)] = 30.0
     retries: Annotated[int, Field(ge=0, le=10)] = 3
     retry_backoff: Annotated[float, Field(ge=0)] = 1.0

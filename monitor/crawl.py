@@ -95,21 +95,36 @@ def _outcome(business: Business, source: Source, crawler: Crawler) -> SourceOutc
     new = int(stats.get("monitor/new", 0))
     duplicates = int(stats.get("monitor/duplicate", 0))
     dropped = sum(int(v) for k, v in stats.items() if k.startswith("drop_item/"))
-    errors = int(stats.get("log_count/ERROR", 0))
+    failed_requests = sum(
+        int(v) for k, v in stats.items() if k.startswith("monitor/request_failed/")
+    )
+    errors = int(stats.get("log_count/ERROR", 0)) + failed_requests
     responses = int(stats.get("response_received_count", 0))
     finish = str(stats.get("finish_reason", "unknown"))
     detail = {
         k: v
         for k, v in stats.items()
         if k.startswith(("monitor/", "drop_item/", "downloader/response_status_count/", "retry/"))
-        or k in ("finish_reason", "response_received_count", "log_count/ERROR", "log_count/WARNING")
+        or k
+        in (
+            "finish_reason",
+            "response_received_count",
+            "log_count/ERROR",
+            "log_count/WARNING",
+            "dupefilter/filtered",
+        )
     }
     reason = ""
     if finish != "finished":
         status, reason = "failed", f"crawl ended early: {finish}"
-    elif new + duplicates + dropped == 0 and (errors or responses == 0):
+    elif new + duplicates + dropped == 0 and (failed_requests or errors or responses == 0):
         status = "failed"
-        reason = "no page could be fetched" if responses == 0 else f"{errors} errors, no mentions"
+        if failed_requests:
+            reason = f"{failed_requests} page(s) could not be fetched, no mentions"
+        elif responses == 0:
+            reason = "no page could be fetched"
+        else:
+            reason = f"{errors} errors, no mentions"
     elif new + duplicates + dropped == 0:
         status, reason = "empty", "pages were fetched but held no mentions"
     else:

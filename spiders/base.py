@@ -42,7 +42,7 @@ class SourceSpider(scrapy.Spider):
     source: Source
     known_until: datetime | None = None
     """Newest publication date (naive UTC) stored by the last complete crawl of this source;
-    paging stops at a page whose reviews are all at least that old."""
+    paging stops after the first page that reaches back to it."""
 
     def __init__(
         self,
@@ -85,7 +85,11 @@ class SourceSpider(scrapy.Spider):
 
     async def start(self) -> AsyncIterator[Any]:
         for url in self.start_urls:
-            yield scrapy.Request(url, callback=self.parse, errback=self.request_failed)
+            # dont_filter, as Scrapy does for start URLs: a redirect loop then ends in an error
+            # we count, instead of vanishing into the duplicate filter.
+            yield scrapy.Request(
+                url, callback=self.parse, errback=self.request_failed, dont_filter=True
+            )
 
     def request_failed(self, failure: Failure) -> None:
         """Every request that did not give a page: counted by reason, logged with its URL."""
@@ -105,6 +109,9 @@ class SourceSpider(scrapy.Spider):
                 reason, detail = "robots_txt", "forbidden by robots.txt"
             else:
                 reason, detail = type(error).__name__, text or type(error).__name__
+        asked_for = request.meta.get("redirect_urls", [request.url])[0]
+        if asked_for != request.url:
+            detail += f" (asked for {asked_for})"
         self.count(f"request_failed/{reason}", request.url, "could not fetch a page: %s", detail)
 
     def page_number(self, response: scrapy.http.Response) -> int:
@@ -123,7 +130,7 @@ class SourceSpider(scrapy.Spider):
         return hrefs
 
     def follow_next(
-        self, response: TextResponse, newest_on_page: list[datetime], found: int
+        self, response: TextResponse, dates_on_page: list[datetime], found: int
     ) -> Iterable[scrapy.Request]:
         """The next page, unless the page limit is reached or the page held only known reviews."""
         page = self.page_number(response)
@@ -132,9 +139,11 @@ class SourceSpider(scrapy.Spider):
         if page >= self.source.max_pages:
             self.count("paging_stopped/max_pages", response.url, "page limit %d reached", page)
             return
-        newest = max((_utc(d) for d in newest_on_page), default=None)
-        if self.known_until is not None and newest is not None and newest <= self.known_until:
-            self.logger.info("stopping at %s: every review on it is already stored", response.url)
+        # Review pages list the newest first, so a review as old as the newest one stored means
+        # everything after it is stored already.
+        oldest = min((_utc(d) for d in dates_on_page), default=None)
+        if self.known_until is not None and oldest is not None and oldest <= self.known_until:
+            self.logger.info("stopping at %s: it reaches reviews already stored", response.url)
             assert self.crawler.stats is not None
             self.crawler.stats.inc_value("monitor/paging_stopped/known")
             return

@@ -51,6 +51,8 @@ MIN_PAGES = 2000
 REVIEWS_PER_PAGE = 5
 CONCURRENCY = 16
 TARGET_RATIO = 0.7
+# Above this 1-minute load average another process is competing for the CPUs the crawl uses.
+BUSY_LOAD = 0.5
 # The whole script (site generation, every crawl, clean-up) must end by itself in ~5 minutes.
 DEFAULT_TIME_LIMIT_S = 285.0
 BUSINESS_NAME = "Harbour Lane Cycles"
@@ -749,9 +751,11 @@ def run_measurement(
         try:
             code = worker.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
-            os.killpg(worker.pid, signal.SIGKILL)
-            worker.wait()
+            _stop(worker)
             return Measurement(spider, round_number, {}, f"killed after {timeout:.0f} s")
+        except BaseException:  # Ctrl-C: the worker runs in its own session and would outlive us
+            _stop(worker)
+            raise
     output = log_file.read_text(encoding="utf-8", errors="replace").strip().splitlines()
     if code != 0 or not result_file.exists():
         tail = " | ".join(output[-5:])
@@ -760,6 +764,12 @@ def run_measurement(
     result["log_lines"] = len(output)
     result["log_kinds"] = log_kinds(output)
     return Measurement(spider, round_number, result)
+
+
+def _stop(worker: subprocess.Popen[bytes]) -> None:
+    """Kill a worker and whatever it started (its own process group)."""
+    os.killpg(worker.pid, signal.SIGKILL)
+    worker.wait()
 
 
 def log_kinds(lines: list[str], top: int = 5) -> list[tuple[int, str]]:
@@ -800,6 +810,9 @@ def print_table(measurements: list[Measurement], pages: int, rounds: int) -> Non
             )
         if not m.problem and r.get("finish_reason") != "finished":
             print(f"  note: {m.spider} round {m.round} ended with {r.get('finish_reason')}")
+        for outcome in r.get("outcome", []):
+            if ": ok " not in outcome:
+                print(f"  note: {m.spider} round {m.round} source outcome: {outcome}")
         if r.get("log_lines"):
             print(f"  note: {m.spider} round {m.round} logged {r['log_lines']} lines:")
             for count, kind in r.get("log_kinds", []):
@@ -880,6 +893,9 @@ def run_benchmark(args: argparse.Namespace) -> int:
         f"CPUs {os.cpu_count()}, {platform.platform()}"
     )
     print(f"code: sha256 of monitor/**/*.py + spiders/*.py = {code_fingerprint()}")
+    print(f"load average at start: {_load_average()}")
+    if os.getloadavg()[0] > BUSY_LOAD:
+        print("  note: the machine is busy with something else; both crawls will be slowed")
     with tempfile.TemporaryDirectory(prefix="bench-crawl-") as temp:
         work = Path(temp)
         site = generate_site(work / "site", args.pages)
@@ -921,7 +937,8 @@ def run_benchmark(args: argparse.Namespace) -> int:
                     )
                     print_profile(profile_file)
     print(
-        f"\nwhole benchmark: {time.monotonic() - began:.0f} s; server stopped, temp files removed"
+        f"\nwhole benchmark: {time.monotonic() - began:.0f} s; server stopped, temp files removed; "
+        f"load average at end: {_load_average()}"
     )
     failed = [m for m in measurements if m.problem]
     return 1 if failed else 0
@@ -933,6 +950,10 @@ def code_fingerprint() -> str:
     for path in sorted([*ROOT.glob("monitor/**/*.py"), *ROOT.glob("spiders/*.py")]):
         digest.update(path.relative_to(ROOT).as_posix().encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()[:12]
+
+
+def _load_average() -> str:
+    return " ".join(f"{load:.2f}" for load in os.getloadavg()) + " (1, 5, 15 min)"
 
 
 def _version(package: str) -> str:
@@ -969,7 +990,11 @@ def main(argv: list[str] | None = None) -> int:
         return run_worker(args)
     if args.pages < MIN_PAGES:
         print(f"note: {args.pages} pages is a quick try; figures need at least {MIN_PAGES}")
-    return run_benchmark(args)
+    try:
+        return run_benchmark(args)
+    except KeyboardInterrupt:
+        print("\ninterrupted: worker stopped, server stopped, temp files removed", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

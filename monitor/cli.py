@@ -145,10 +145,12 @@ def _open(config: Config) -> tuple[Store, Taxonomy]:
 
 def _crawl(config: Config, store: Store, taxonomy: Taxonomy, command: str) -> bool:
     """Crawl every source; True when none failed."""
+    from monitor.clients import collect_platforms
     from monitor.crawl import crawl_sources  # imports Scrapy and Twisted: only when crawling
 
     run_id = store.start_run(command)
-    outcomes = crawl_sources(config, store, taxonomy, run_id)
+    outcomes = collect_platforms(config, store, taxonomy, run_id)
+    outcomes += crawl_sources(config, store, taxonomy, run_id)
     failed = [o for o in outcomes if o.status == "failed"]
     new = sum(o.new for o in outcomes)
     known = sum(o.duplicates for o in outcomes)

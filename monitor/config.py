@@ -71,8 +71,18 @@ class SelectorSet(_Strict):
         return self
 
 
-class Source(_Strict):
+class _SourceBase(_Strict):
     name: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")]
+    enabled: bool = True
+
+
+SPIDER_TYPES = ("structured_data", "selectors", "feed")
+PLATFORM_TYPES = ("reddit", "mastodon", "bluesky", "hackernews")
+
+
+class SpiderSource(_SourceBase):
+    """Pages crawled by one of our Scrapy spiders."""
+
     type: Literal["structured_data", "selectors", "feed"]
     start_urls: Annotated[list[Url], Field(min_length=1)]
     profile: Literal["reviews", "job_board"] = "reviews"
@@ -90,7 +100,6 @@ class Source(_Strict):
     )
     rating_scale: tuple[float, float] = (1.0, 5.0)
     max_pages: Annotated[int, Field(ge=1)] = 50
-    enabled: bool = True
 
     @field_validator("page_url")
     @classmethod
@@ -104,10 +113,58 @@ class Source(_Strict):
         return value
 
     @model_validator(mode="after")
-    def _selectors_when_needed(self) -> Source:
+    def _selectors_when_needed(self) -> SpiderSource:
         if self.type == "selectors" and self.selectors is None:
             raise ValueError("a 'selectors' source needs a 'selectors' block")
         return self
+
+
+class RedditSource(_SourceBase):
+    """Reddit through PRAW. Credentials come from PRAW's own places: ``praw_client_id`` and
+    ``praw_client_secret`` in the environment, or a ``praw.ini`` section (``praw_site``)."""
+
+    type: Literal["reddit"]
+    subreddits: list[Annotated[str, Field(pattern=r"^[A-Za-z0-9_]{2,21}$")]] = []
+    search_all: bool = Field(default=True, description="search all of Reddit for the names")
+    query: str | None = Field(default=None, description="default: the business's names, OR-ed")
+    limit: Annotated[int, Field(ge=1, le=1000)] = 100
+    praw_site: str | None = None
+
+
+class MastodonSource(_SourceBase):
+    """Public Mastodon timelines: hashtags, and full-text search where the instance allows it."""
+
+    type: Literal["mastodon"]
+    instances: Annotated[list[Url], Field(min_length=1)]
+    hashtags: list[Annotated[str, Field(pattern=r"^[^\s#]+$")]] = []
+    search: bool = Field(default=True, description="also use /api/v2/search for the names")
+    max_pages: Annotated[int, Field(ge=1, le=100)] = 10
+
+
+class BlueskySource(_SourceBase):
+    """Bluesky's app.bsky.feed.searchPosts; an app password from the environment if needed."""
+
+    type: Literal["bluesky"]
+    service: Url = "https://public.api.bsky.app"
+    auth_service: Url = "https://bsky.social"
+    query: str | None = None
+    max_pages: Annotated[int, Field(ge=1, le=100)] = 10
+
+
+class HackerNewsSource(_SourceBase):
+    """Hacker News stories and comments through the Algolia search API (no key needed)."""
+
+    type: Literal["hackernews"]
+    api_url: Url = "https://hn.algolia.com/api/v1"
+    query: str | None = None
+    tags: list[Literal["story", "comment"]] = ["story", "comment"]
+    max_pages: Annotated[int, Field(ge=1, le=50)] = 10
+
+
+Source = Annotated[
+    SpiderSource | RedditSource | MastodonSource | BlueskySource | HackerNewsSource,
+    Field(discriminator="type"),
+]
 
 
 class Business(_Strict):
@@ -226,7 +283,8 @@ def _expand_environment(node: Any, where: str, file: Path) -> Any:
 
 def _location(loc: tuple[int | str, ...]) -> str:
     text = ""
-    for part in loc:
+    # A source's type picks its model; pydantic names that model in the location: left out.
+    for part in (p for p in loc if p not in SPIDER_TYPES + PLATFORM_TYPES):
         text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
     return text or "(top level)"
 
@@ -239,6 +297,13 @@ def _describe(error: Any, raw: Any) -> str:
         return f"{parent}: unknown key {loc[-1]!r}"
     if kind == "missing":
         return f"{_location(loc)}: required key is missing"
+    if kind in ("union_tag_invalid", "union_tag_not_found"):
+        context = error.get("ctx") or {}
+        expected = context.get("expected_tags", "")
+        tag = context.get("tag")
+        if kind == "union_tag_not_found":
+            return f"{_location(loc)}.type: required key is missing (expected one of: {expected})"
+        return f"{_location(loc)}.type: {tag!r} is not valid: expected one of: {expected}"
     value = raw
     for part in loc:
         try:

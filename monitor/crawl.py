@@ -7,17 +7,16 @@ reached but yielded nothing as ``empty`` — never silently as a quiet week.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from scrapy.crawler import Crawler, CrawlerProcess
 from scrapy.settings import Settings
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 
-from monitor.config import Business, Config, Source
+from monitor.config import Business, Config, SpiderSource
+from monitor.runs import SourceOutcome, record_outcome
 from monitor.store import Mention, Store
-from monitor.store import Source as SourceRow
 from monitor.touchpoints import Taxonomy
 from spiders.base import SourceSpider
 from spiders.feed import FeedSpider
@@ -31,20 +30,6 @@ SPIDERS: dict[str, type[SourceSpider]] = {
     "selectors": SelectorSpider,
     "feed": FeedSpider,
 }
-
-
-@dataclass
-class SourceOutcome:
-    business: str
-    source: str
-    status: str
-    """ok, empty or failed."""
-    new: int = 0
-    duplicates: int = 0
-    dropped: int = 0
-    errors: int = 0
-    reason: str = ""
-    detail: dict[str, Any] = field(default_factory=dict)
 
 
 def scrapy_settings(config: Config) -> Settings:
@@ -73,24 +58,21 @@ def scrapy_settings(config: Config) -> Settings:
 
 def _known_until(store: Store, source_id: int) -> datetime | None:
     """Where the last complete crawl of a source got to (see ``_remember_progress``)."""
-    with store.engine.connect() as connection:
-        cursor = connection.scalar(select(SourceRow.cursor).where(SourceRow.id == source_id))
+    cursor = store.cursor(source_id)
     return datetime.fromisoformat(cursor) if cursor else None
 
 
 def _remember_progress(store: Store, source_id: int) -> None:
     """After a complete crawl only: a killed crawl must not let the next one stop early."""
-    with store.engine.begin() as connection:
+    with store.engine.connect() as connection:
         newest = connection.scalar(
             select(func.max(Mention.published_at)).where(Mention.source_id == source_id)
         )
-        if newest is not None:
-            connection.execute(
-                update(SourceRow).where(SourceRow.id == source_id).values(cursor=newest.isoformat())
-            )
+    if newest is not None:
+        store.set_cursor(source_id, newest.isoformat())
 
 
-def _outcome(business: Business, source: Source, crawler: Crawler) -> SourceOutcome:
+def _outcome(business: Business, source: SpiderSource, crawler: Crawler) -> SourceOutcome:
     stats: dict[str, Any] = crawler.stats.get_stats() if crawler.stats else {}
     new = int(stats.get("monitor/new", 0))
     duplicates = int(stats.get("monitor/duplicate", 0))
@@ -146,11 +128,13 @@ def crawl_sources(
     # Our CLI configures logging (quiet for cron); Scrapy must not add its own root handler.
     settings.set("LOG_INSTALL_ROOT_HANDLER", False, priority="cmdline")
     process = CrawlerProcess(settings)
-    planned: list[tuple[Business, Source, int, Crawler]] = []
+    planned: list[tuple[Business, SpiderSource, int, Crawler]] = []
     for business in config.businesses:
         business_id = store.business_id(business.key, business.name)
         for source in business.sources:
-            if not source.enabled or (only and source.name not in only):
+            if not isinstance(source, SpiderSource) or not source.enabled:
+                continue
+            if only and source.name not in only:
                 continue
             source_id = store.source_id(business_id, source.name, source.type)
             crawler = process.create_crawler(SPIDERS[source.type])
@@ -177,27 +161,6 @@ def crawl_sources(
         outcomes.append(outcome)
         if outcome.status == "ok":
             _remember_progress(store, source_id)
-        log_level = logging.WARNING if outcome.status != "ok" else logging.INFO
-        log.log(
-            log_level,
-            "%s/%s: %s, %d new, %d already stored, %d dropped %s",
-            business.key,
-            source.name,
-            outcome.status,
-            outcome.new,
-            outcome.duplicates,
-            outcome.dropped,
-            f"({outcome.reason})" if outcome.reason else "",
-        )
-        if run_id is not None:
-            store.record_source_run(
-                run_id,
-                source_id,
-                status=outcome.status,
-                new=outcome.new,
-                duplicates=outcome.duplicates,
-                dropped=outcome.dropped,
-                errors=outcome.errors,
-                detail={"reason": outcome.reason, **outcome.detail},
-            )
+        log.log(logging.WARNING if outcome.status != "ok" else logging.INFO, outcome.summary())
+        record_outcome(store, run_id, source_id, outcome)
     return outcomes

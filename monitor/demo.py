@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import os
 import threading
 from collections.abc import Iterator
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
@@ -15,8 +16,23 @@ DEMO_SITE = ROOT / "config" / "demo" / "site"
 
 
 class _QuietHandler(SimpleHTTPRequestHandler):
+    """Static files; a POST is answered like a GET, so a recorded API exchange (an OAuth token
+    request, say) can be served from a file too. Query strings are ignored."""
+
     def log_message(self, format: str, *args: object) -> None:
         pass
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        if length:
+            self.rfile.read(length)
+        self.do_GET()
+
+    def guess_type(self, path: str | os.PathLike[str]) -> str:
+        # Recorded API answers are stored without an extension; they are JSON.
+        if not Path(path).suffix:
+            return "application/json"
+        return super().guess_type(path)
 
 
 class LocalSiteServer(ThreadingHTTPServer):

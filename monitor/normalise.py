@@ -16,7 +16,11 @@ from typing import Any
 from w3lib.html import remove_tags, remove_tags_with_content, replace_entities
 
 _WHITESPACE = re.compile(r"\s+")
-_BLOCK_TAGS = re.compile(r"<\s*(br|/p|/div|/li|/h[1-6]|/blockquote)\b[^>]*>", re.IGNORECASE)
+# Block-level tags separate words: "<p>a<p>b" is "a b", not "ab".
+_BLOCK_TAGS = re.compile(
+    r"<\s*/?\s*(br|p|div|li|ul|ol|h[1-6]|blockquote|tr|td|th|article|section)\b[^>]*>",
+    re.IGNORECASE,
+)
 _LOOKS_LIKE_MARKUP = re.compile(r"<[a-zA-Z/!]")
 # Languages a mention is likely to be in; restricting the detector to them avoids the wild
 # guesses (e.g. Latin, Luxembourgish) an unrestricted model makes on short review text.

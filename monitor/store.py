@@ -246,6 +246,15 @@ class Store:
                 ).scalar_one()
             )
 
+    def cursor(self, source_id: int) -> str | None:
+        """Where the last complete collection of a source stopped."""
+        with self.engine.connect() as connection:
+            return connection.scalar(select(Source.cursor).where(Source.id == source_id))
+
+    def set_cursor(self, source_id: int, value: str | None) -> None:
+        with self.engine.begin() as connection:
+            connection.execute(update(Source).where(Source.id == source_id).values(cursor=value))
+
     def known_keys(self, keys: Iterable[str]) -> set[str]:
         wanted = list(set(keys))
         found: set[str] = set()

@@ -19,7 +19,7 @@ from scrapy.http import TextResponse
 from scrapy.spidermiddlewares.httperror import HttpError
 from twisted.python.failure import Failure
 
-from monitor.config import Business, Config, Source, load_config
+from monitor.config import Business, Config, SpiderSource, load_config
 from monitor.dates import parse_date
 from monitor.records import MentionRecord
 
@@ -39,7 +39,7 @@ class SourceSpider(scrapy.Spider):
     source_type: str = ""
     config: Config
     business: Business
-    source: Source
+    source: SpiderSource
     known_until: datetime | None = None
     """Newest publication date (naive UTC) stored by the last complete crawl of this source;
     paging stops after the first page that reaches back to it."""
@@ -47,7 +47,7 @@ class SourceSpider(scrapy.Spider):
     def __init__(
         self,
         config: Config | str | None = None,
-        source: Source | str | None = None,
+        source: SpiderSource | str | None = None,
         business: Business | str | None = None,
         **kwargs: Any,
     ) -> None:
@@ -64,16 +64,16 @@ class SourceSpider(scrapy.Spider):
         self.start_urls = list(self.source.start_urls)
 
     def _find_source(
-        self, business: Business | str | None, source: Source | str
-    ) -> tuple[Business, Source]:
-        if isinstance(source, Source) and isinstance(business, Business):
+        self, business: Business | str | None, source: SpiderSource | str
+    ) -> tuple[Business, SpiderSource]:
+        if isinstance(source, SpiderSource) and isinstance(business, Business):
             return business, source
-        wanted = source.name if isinstance(source, Source) else source
+        wanted = source.name if isinstance(source, SpiderSource) else source
         for candidate in self.config.businesses:
             if business and not isinstance(business, Business) and candidate.key != business:
                 continue
             for configured in candidate.sources:
-                if configured.name == wanted:
+                if configured.name == wanted and isinstance(configured, SpiderSource):
                     return candidate, configured
         raise ValueError(f"no source named {wanted!r} in {self.config.path}")
 

@@ -2,29 +2,14 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from typing import Any
 
 import feedparser
 import scrapy
 
+from monitor.names import mention_pattern, names_business
 from spiders.base import SourceSpider
-
-
-def mention_pattern(names: list[str]) -> re.Pattern[str]:
-    """Whole-word, case-insensitive match of any of the business's names."""
-    alternatives = sorted({n.strip() for n in names if n.strip()}, key=len, reverse=True)
-    escaped = "|".join(re.escape(n) for n in alternatives)
-    # \b fails next to '@' or '#', so the boundaries are spelled out.
-    return re.compile(rf"(?<![\w@#])(?:{escaped})(?!\w)", re.IGNORECASE)
-
-
-def names_business(text: str, pattern: re.Pattern[str], exclusions: list[str]) -> bool:
-    """True when the text names the business once the excluded look-alikes are blanked out."""
-    for phrase in exclusions:
-        text = re.sub(re.escape(phrase), " ", text, flags=re.IGNORECASE)
-    return bool(pattern.search(text))
 
 
 class FeedSpider(SourceSpider):

@@ -107,3 +107,46 @@ def crawl_sources(
     path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
     result = run_monitor("crawl", "--config", str(path), "-v", cwd=tmp_path)
     return Crawl(result, database)
+
+
+@dataclass
+class Collected:
+    outcomes: list[Any]
+    db: Path
+
+    def rows(self, sql: str, *params: Any) -> list[tuple[Any, ...]]:
+        with sqlite3.connect(self.db) as connection:
+            return connection.execute(sql, params).fetchall()
+
+
+def collect(tmp_path: Path, sources: list[dict[str, Any]], **crawl: Any) -> Collected:
+    """Run the platform clients of an Example Bakery config in this process (plain HTTP)."""
+    from monitor.clients import collect_platforms
+    from monitor.config import parse_config
+    from monitor.store import Store
+    from monitor.touchpoints import load_taxonomy
+
+    database = tmp_path / "monitor.db"
+    config = parse_config(
+        {
+            "database": f"sqlite:///{database}",
+            "user_agent": "monitor-tests/1.0 (+https://example-bakery.example/contact)",
+            "crawl": {"retries": 2, "retry_backoff": 0.05, **crawl},
+            "businesses": [
+                {
+                    "name": "Brightwater Cycles",
+                    "aliases": ["Brightwater Bikes", "@brightwatercycles"],
+                    "exclude": ["Brightwater Lake"],
+                    "sources": sources,
+                }
+            ],
+        },
+        tmp_path / "business.yaml",
+    )
+    store = Store.open(config.database)
+    try:
+        run_id = store.start_run("test")
+        outcomes = collect_platforms(config, store, load_taxonomy(config), run_id)
+    finally:
+        store.close()
+    return Collected(outcomes, database)

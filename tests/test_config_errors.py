@@ -45,7 +45,7 @@ def _write(tmp_path: Path, text: str) -> Path:
         ),
         (
             GOOD.replace("structured_data", "carrier_pigeon"),
-            "businesses[0].sources[0].type: 'carrier_pigeon' is not valid: Input should be 'structured_data', 'selectors' or 'feed'",
+            "businesses[0].sources[0].type: 'carrier_pigeon' is not valid: expected one of: 'structured_data', 'selectors', 'feed', 'reddit', 'mastodon', 'bluesky', 'hackernews'",
         ),
         ("businesses: [\n", "not valid YAML"),
         (

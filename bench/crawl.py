@@ -51,8 +51,8 @@ MIN_PAGES = 2000
 REVIEWS_PER_PAGE = 5
 CONCURRENCY = 16
 TARGET_RATIO = 0.7
-# Above this 1-minute load average another process is competing for the CPUs the crawl uses.
-BUSY_LOAD = 0.5
+# Above this share of all CPUs busy before the crawls, another process competes with them.
+BUSY_SHARE = 0.2
 # The whole script (site generation, every crawl, clean-up) must end by itself in ~5 minutes.
 DEFAULT_TIME_LIMIT_S = 285.0
 BUSINESS_NAME = "Harbour Lane Cycles"
@@ -893,9 +893,13 @@ def run_benchmark(args: argparse.Namespace) -> int:
         f"CPUs {os.cpu_count()}, {platform.platform()}"
     )
     print(f"code: sha256 of monitor/**/*.py + spiders/*.py = {code_fingerprint()}")
-    print(f"load average at start: {_load_average()}")
-    if os.getloadavg()[0] > BUSY_LOAD:
-        print("  note: the machine is busy with something else; both crawls will be slowed")
+    busy = cpu_busy_share()
+    print(
+        f"load average at start: {_load_average()}; CPUs busy just before: "
+        + ("unknown" if busy is None else f"{busy:.0%}")
+    )
+    if busy is not None and busy > BUSY_SHARE:
+        print("  note: something else is using the CPUs; both crawls will be slowed")
     with tempfile.TemporaryDirectory(prefix="bench-crawl-") as temp:
         work = Path(temp)
         site = generate_site(work / "site", args.pages)
@@ -950,6 +954,24 @@ def code_fingerprint() -> str:
     for path in sorted([*ROOT.glob("monitor/**/*.py"), *ROOT.glob("spiders/*.py")]):
         digest.update(path.relative_to(ROOT).as_posix().encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()[:12]
+
+
+def cpu_busy_share(seconds: float = 1.0) -> float | None:
+    """Share of all CPUs busy during a short sample (Linux ``/proc/stat``); None elsewhere."""
+
+    def idle_and_total() -> tuple[int, int]:
+        first_line = Path("/proc/stat").read_text(encoding="ascii").split("\n", 1)[0]
+        ticks = [int(v) for v in first_line.split()[1:]]
+        return ticks[3] + ticks[4], sum(ticks)  # idle + iowait, everything
+
+    try:
+        idle_before, total_before = idle_and_total()
+        time.sleep(seconds)
+        idle_after, total_after = idle_and_total()
+    except (OSError, ValueError, IndexError):
+        return None
+    elapsed = total_after - total_before
+    return 1 - (idle_after - idle_before) / elapsed if elapsed > 0 else None
 
 
 def _load_average() -> str:

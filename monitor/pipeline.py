@@ -97,6 +97,7 @@ def score_and_map(row: dict[str, Any], taxonomy: Taxonomy) -> PreparedMention:
             "negative": sentiment.negative,
             "label": sentiment.label,
             "rating_disagrees": sentiment.rating_disagrees,
+            "first_impression": taxonomy.is_first_impression(sentiment),
             "scored_at": scored_at,
         },
         sentences=[

@@ -28,6 +28,7 @@ from sqlalchemy import (
     UniqueConstraint,
     create_engine,
     event,
+    false,
     insert,
     select,
     update,
@@ -130,6 +131,8 @@ class MentionScore(Base):
     negative: Mapped[float | None] = mapped_column(Float)
     label: Mapped[str] = mapped_column(String(30))
     rating_disagrees: Mapped[bool] = mapped_column(Boolean, default=False)
+    first_impression: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    """The mention describes a first contact (first visit, first call, new customer …)."""
     scored_at: Mapped[datetime] = mapped_column(DateTime)
 
 

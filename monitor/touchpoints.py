@@ -53,6 +53,7 @@ class TaxonomySpec(_Strict):
     version: int = 1
     threshold: Annotated[float, Field(gt=0)] = 1.0
     stages: Annotated[list[StageSpec], Field(min_length=1)]
+    first_impression: list[str] = []
 
 
 @dataclass(frozen=True)
@@ -97,9 +98,12 @@ def stems(text: str) -> list[str]:
 class Taxonomy:
     """The stages and touchpoints a business is measured on, and the phrase matcher they imply."""
 
-    def __init__(self, stages: Sequence[Stage], threshold: float) -> None:
+    def __init__(
+        self, stages: Sequence[Stage], threshold: float, first_impression: Sequence[str] = ()
+    ) -> None:
         self.stages = tuple(stages)
         self.threshold = threshold
+        self._first_contact = {tuple(stems(p)) for p in first_impression if stems(p)}
         self.touchpoints = {t.id: t for s in self.stages for t in s.touchpoints}
         # first stem → [(stems of the phrase, touchpoint id, weight, phrase, is_cue)]
         self._index: dict[str, list[tuple[tuple[str, ...], str, float, str, bool]]] = {}
@@ -113,6 +117,16 @@ class Taxonomy:
         key = tuple(stems(phrase))
         if key:
             self._index.setdefault(key[0], []).append((key, touchpoint, weight, phrase, is_cue))
+
+    def is_first_impression(self, sentiment: Sentiment) -> bool:
+        """Does the mention describe a first contact ("first visit", "never been before" …)?"""
+        for sentence in sentiment.sentences:
+            words = stems(sentence.text)
+            for size in {len(p) for p in self._first_contact}:
+                for i in range(len(words) - size + 1):
+                    if tuple(words[i : i + size]) in self._first_contact:
+                        return True
+        return False
 
     def label(self, touchpoint_id: str) -> str:
         if touchpoint_id == UNCLASSIFIED:
@@ -273,7 +287,7 @@ def build_taxonomy(spec: TaxonomySpec, changes: TouchpointChanges, origin: str) 
             if t.id not in changes.remove
         ]
         stages.append(Stage(stage.id, stage.label, tuple(members)))
-    return Taxonomy(stages, spec.threshold)
+    return Taxonomy(stages, spec.threshold, spec.first_impression)
 
 
 def load_taxonomy(config: Config | None = None) -> Taxonomy:

@@ -885,7 +885,7 @@ def run_benchmark(args: argparse.Namespace) -> int:
     began = time.monotonic()
     deadline = began + args.time_limit
     print("Crawl benchmark (bench/crawl.py): bare Scrapy spider vs. our spider + pipeline")
-    print(f"command: {' '.join([Path(sys.executable).name, *sys.argv])}")
+    print(f"command: {' '.join([_shown_path(sys.executable), *sys.argv])}")
     print(f"date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC")
     print(
         f"python {platform.python_version()}, scrapy {_version('scrapy')}, "
@@ -972,6 +972,12 @@ def cpu_busy_share(seconds: float = 1.0) -> float | None:
         return None
     elapsed = total_after - total_before
     return 1 - (idle_after - idle_before) / elapsed if elapsed > 0 else None
+
+
+def _shown_path(path: str) -> str:
+    """A path as typed from the current directory when it lies below it (``.venv/bin/python``)."""
+    relative = os.path.relpath(path)
+    return path if relative.startswith("..") else relative
 
 
 def _load_average() -> str:

@@ -94,12 +94,31 @@ def common_options(func: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def period_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """--week, --period, --since/--until: which period a digest or an export covers."""
+
     @click.option("--week", help="ISO week to report on, e.g. 2026-W47 (default: last full week).")
+    @click.option(
+        "--period",
+        "period_kind",
+        type=click.Choice(["week", "month"]),
+        default="week",
+        show_default=True,
+        help="With no dates: the last full week or month.",
+    )
     @click.option("--since", type=click.DateTime(["%Y-%m-%d"]), help="First day of the period.")
     @click.option("--until", type=click.DateTime(["%Y-%m-%d"]), help="Last day of the period.")
     @functools.wraps(func)
-    def wrapper(*args: Any, week: str | None, since: Any, until: Any, **kwargs: Any) -> Any:
-        return func(*args, period=_period(week, since, until), **kwargs)
+    def wrapper(
+        *args: Any, week: str | None, period_kind: str, since: Any, until: Any, **kwargs: Any
+    ) -> Any:
+        period = _period(week, since, until)
+        if period is None:
+            period = (
+                Period.last_complete_month()
+                if period_kind == "month"
+                else Period.last_complete_week()
+            )
+        return func(*args, period=period, **kwargs)
 
     return wrapper
 
@@ -164,8 +183,18 @@ def _crawl(config: Config, store: Store, taxonomy: Taxonomy, command: str) -> bo
     return not failed
 
 
-def _digest(config: Config, store: Store, taxonomy: Taxonomy, period: Period | None) -> Path:
-    return write_digest(config, store, taxonomy, period or Period.last_complete_week())
+def _send(config: Config, path: Path) -> None:
+    from monitor.mail import MailProblem, SmtpSettings, digest_message, send
+
+    try:
+        settings = SmtpSettings.from_environment(config.digest.recipients)
+        html = path.read_text(encoding="utf-8")
+        text = path.with_suffix(".txt").read_text(encoding="utf-8")
+        subject = text.splitlines()[0] if text else path.stem
+        send(digest_message(subject, text, html, settings), settings, timeout=config.crawl.timeout)
+    except MailProblem as exc:
+        raise click.ClickException(str(exc)) from None
+    log.info("digest sent to %s", ", ".join(settings.recipients))
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -198,22 +227,54 @@ def crawl(config: Config) -> None:
 @click.option(
     "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write here instead."
 )
-def digest(config: Config, period: Period | None, output: Path | None) -> None:
+@click.option("--send", is_flag=True, help="Also e-mail it (SMTP settings from MONITOR_SMTP_*).")
+def digest(config: Config, period: Period, output: Path | None, send: bool) -> None:
     """Write the HTML digest for a period (default: the last full ISO week) and print its path.
+
+    A plain-text twin (.txt) and the archive's index.html are written beside it.
 
     Example:
 
-        monitor digest --config config/mybusiness.yaml --week 2026-W47
+        monitor digest --config config/mybusiness.yaml --week 2026-W47 --send
     """
     store, taxonomy = _open(config)
-    path = write_digest(config, store, taxonomy, period or Period.last_complete_week(), output)
+    path = write_digest(config, store, taxonomy, period, output)
+    if send:
+        _send(config, path)
     click.echo(str(path))
 
 
 @cli.command()
 @common_options
 @period_options
-def run(config: Config, period: Period | None) -> None:
+@click.option(
+    "--format", "format_", type=click.Choice(["csv", "json"]), default="csv", show_default=True
+)
+@click.option("--output", type=click.Path(dir_okay=False, path_type=Path), help="Default: stdout.")
+def export(config: Config, period: Period, format_: str, output: Path | None) -> None:
+    """Export the mentions behind a digest, one row per mention with its primary touchpoint.
+
+    Example:
+
+        monitor export --config config/mybusiness.yaml --week 2026-W47 --format csv --output w47.csv
+    """
+    from monitor.export import mention_rows, write_csv, write_json
+
+    store, _ = _open(config)
+    writer = write_csv if format_ == "csv" else write_json
+    rows = mention_rows(store, config.business, period)
+    if output is None:
+        writer(rows, sys.stdout)
+        return
+    with output.open("w", encoding="utf-8", newline="") as out:
+        count = writer(rows, out)
+    log.info("%d mentions written to %s", count, output)
+
+
+@cli.command()
+@common_options
+@period_options
+def run(config: Config, period: Period) -> None:
     """Crawl every source, then write the digest: the weekly cron job.
 
     Exits 1 when a source failed (the digest is still written and names it).
@@ -224,7 +285,7 @@ def run(config: Config, period: Period | None) -> None:
     """
     store, taxonomy = _open(config)
     ok = _crawl(config, store, taxonomy, "run")
-    click.echo(str(_digest(config, store, taxonomy, period)))
+    click.echo(str(write_digest(config, store, taxonomy, period)))
     sys.exit(EXIT_OK if ok else EXIT_FAILED)
 
 
@@ -254,7 +315,7 @@ def demo(database: str | None, verbose: int, quiet: bool) -> None:
         ok = _crawl(config, store, taxonomy, "demo")
     newest = newest_mention(store, config.business)
     period = Period.week_containing(newest) if newest else Period.last_complete_week()
-    click.echo(str(_digest(config, store, taxonomy, period)))
+    click.echo(str(write_digest(config, store, taxonomy, period)))
     sys.exit(EXIT_OK if ok else EXIT_FAILED)
 
 

@@ -27,7 +27,8 @@ DEFAULT_DATABASE = "sqlite:///var/monitor.db"
 DEFAULT_OUTPUT_DIR = "var/digests"
 DEFAULT_USER_AGENT = "monitor/0.1 (reputation monitor; contact the site owner named in config)"
 
-_ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+# ${NAME}, or ${NAME:-default} for a value used when NAME is not set.
+_ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
 class ConfigError(Exception):
@@ -223,6 +224,22 @@ class CrawlSettings(_Strict):
     """A page larger than this is not downloaded (a trap or a mistake); it is counted instead."""
 
 
+class DigestSettings(_Strict):
+    history_periods: Annotated[int, Field(ge=2, le=52)] = 12
+    """How many past periods the trend lines and the alerts' sense of "normal" look back on."""
+    half_life_days: Annotated[float, Field(gt=0)] = 14.0
+    """In the recency-weighted score a mention this many days old counts half as much."""
+    alert_min_mentions: Annotated[int, Field(ge=1)] = 3
+    """A touchpoint needs this many mentions in the period before it can raise an alert."""
+    alert_deviations: Annotated[float, Field(gt=0)] = 2.0
+    """How many standard deviations from its own history make a change unusual."""
+    top_mentions: Annotated[int, Field(ge=1, le=20)] = 3
+    reply_window_days: Annotated[int, Field(ge=1)] = 90
+    """Unanswered negative reviews are listed back this far."""
+    recipients: list[str] = []
+    """Where `monitor digest --send` mails the digest (or MONITOR_SMTP_TO)."""
+
+
 class TouchpointChanges(_Strict):
     """A business's own changes to the default taxonomy."""
 
@@ -238,6 +255,7 @@ class Config(_Strict):
     output_dir: str = DEFAULT_OUTPUT_DIR
     user_agent: str = DEFAULT_USER_AGENT
     crawl: CrawlSettings = CrawlSettings()
+    digest: DigestSettings = DigestSettings()
     touchpoints: TouchpointChanges = TouchpointChanges()
     path: Path | None = Field(default=None, exclude=True)
 
@@ -269,7 +287,9 @@ def _expand_environment(node: Any, where: str, file: Path) -> Any:
     if isinstance(node, str):
 
         def lookup(match: re.Match[str]) -> str:
-            name = match.group(1)
+            name, default = match.group(1), match.group(2)
+            if name not in os.environ and default is not None:
+                return default
             if name not in os.environ:
                 raise ConfigError(
                     f"{file}: {where}: environment variable {name} is not set "

@@ -1,7 +1,8 @@
 """The ``monitor`` command: only the commands and their options; the work lives in the modules.
 
-Exit codes: 0 all good, 1 the run failed or some sources failed (a digest may still be written),
-2 bad usage or configuration.
+Exit codes: 0 all good; 1 some sources failed (the digest was still written); 2 bad usage or
+configuration; 3 nothing could be collected (every source failed); 75 another run is using the
+same database (EX_TEMPFAIL: cron may simply try again later).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from monitor.digest import Period, newest_mention, write_digest
 from monitor.store import Store
 from monitor.touchpoints import Taxonomy, load_taxonomy
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_NOTHING, EXIT_BUSY = 0, 1, 2, 3, 75
 log = logging.getLogger("monitor")
 
 
@@ -31,22 +32,34 @@ class UsageProblem(click.ClickException):
     exit_code = EXIT_USAGE
 
 
-def configure_logging(verbose: int, quiet: bool) -> None:
+# One line per event, key=value, for cron mail and log collectors alike.
+LOG_FORMAT = "%(asctime)s level=%(levelname)s logger=%(name)s %(message)s"
+
+
+def configure_logging(verbose: int, quiet: bool, log_file: Path | None = None) -> None:
     """Quiet by default (cron mails whatever is printed): warnings and errors only.
 
-    The level sits on the handler, not just the root logger, because Scrapy resets logger levels
-    when a crawl starts.
+    The level sits on the handlers, not just the root logger, because Scrapy resets logger
+    levels when a crawl starts. A log file gets INFO and up whatever the terminal shows.
     """
     level = (
         logging.ERROR if quiet else [logging.WARNING, logging.INFO, logging.DEBUG][min(verbose, 2)]
     )
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setLevel(level)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    if verbose < 2:
-        # Scrapy's own INFO lines (middlewares enabled, stats dumps) are noise even with -v.
-        handler.addFilter(_NotChattyLibrary(("scrapy", "twisted", "alembic")))
-    logging.basicConfig(level=logging.DEBUG, handlers=[handler], force=True)
+    handlers: list[logging.Handler] = []
+    terminal = logging.StreamHandler(sys.stderr)
+    terminal.setLevel(level)
+    handlers.append(terminal)
+    if log_file is not None:
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+        to_file = logging.FileHandler(log_file, encoding="utf-8")
+        to_file.setLevel(min(level, logging.INFO))
+        handlers.append(to_file)
+    for handler in handlers:
+        handler.setFormatter(logging.Formatter(LOG_FORMAT))
+        if verbose < 2:
+            # Scrapy's own INFO lines (middlewares enabled, stats dumps) are noise even with -v.
+            handler.addFilter(_NotChattyLibrary(("scrapy", "twisted", "alembic", "filelock")))
+    logging.basicConfig(level=logging.DEBUG, handlers=handlers, force=True)
 
 
 class _NotChattyLibrary(logging.Filter):
@@ -77,6 +90,12 @@ def common_options(func: Callable[..., Any]) -> Callable[..., Any]:
     )
     @click.option("-v", "--verbose", count=True, help="More detail on stderr (-vv for debug).")
     @click.option("-q", "--quiet", is_flag=True, help="Only errors on stderr.")
+    @click.option(
+        "--log-file",
+        type=click.Path(dir_okay=False, path_type=Path),
+        envvar="MONITOR_LOG_FILE",
+        help="Also log (INFO and up) to this file.",
+    )
     @functools.wraps(func)
     def wrapper(
         *args: Any,
@@ -84,9 +103,10 @@ def common_options(func: Callable[..., Any]) -> Callable[..., Any]:
         database: str | None,
         verbose: int,
         quiet: bool,
+        log_file: Path | None,
         **kwargs: Any,
     ) -> Any:
-        configure_logging(verbose, quiet)
+        configure_logging(verbose, quiet, log_file)
         config = _load(config_path, database)
         return func(*args, config=config, **kwargs)
 
@@ -162,25 +182,72 @@ def _open(config: Config) -> tuple[Store, Taxonomy]:
     return store, taxonomy
 
 
-def _crawl(config: Config, store: Store, taxonomy: Taxonomy, command: str) -> bool:
-    """Crawl every source; True when none failed."""
-    from monitor.clients import collect_platforms
-    from monitor.crawl import crawl_sources  # imports Scrapy and Twisted: only when crawling
+def _collect(config: Config, store: Store, taxonomy: Taxonomy, command: str) -> int:
+    """Collect every source under the run lock; returns the exit code the run deserves."""
+    from monitor.lock import RunInProgress, run_lock
+    from monitor.runs import collect
 
-    run_id = store.start_run(command)
-    outcomes = collect_platforms(config, store, taxonomy, run_id)
-    outcomes += crawl_sources(config, store, taxonomy, run_id)
-    failed = [o for o in outcomes if o.status == "failed"]
-    new = sum(o.new for o in outcomes)
-    known = sum(o.duplicates for o in outcomes)
-    store.finish_run(
-        run_id,
-        "failed" if failed and len(failed) == len(outcomes) else "partial" if failed else "ok",
-    )
-    for outcome in failed:
+    try:
+        with run_lock(store.engine), _progress(f"collecting from {_source_count(config)} sources"):
+            result = collect(config, store, taxonomy, command)
+    except RunInProgress as exc:
+        click.echo(f"monitor: {exc}; not starting a second run", err=True)
+        sys.exit(EXIT_BUSY)
+    for outcome in result.failed:
         click.echo(f"source {outcome.business}/{outcome.source} failed: {outcome.reason}", err=True)
-    log.info("crawl finished: %d new mentions, %d already stored", new, known)
-    return not failed
+    for outcome in result.outcomes:
+        if outcome.status == "skipped":
+            click.echo(
+                f"source {outcome.business}/{outcome.source} skipped: {outcome.reason}", err=True
+            )
+    log.info(
+        "run %d %s: %d new mentions, %d already stored",
+        result.run_id,
+        result.status,
+        sum(o.new for o in result.outcomes),
+        sum(o.duplicates for o in result.outcomes),
+    )
+    if _interactive():
+        _show_outcomes(result.outcomes)
+    if result.status == "failed":
+        return EXIT_NOTHING
+    return EXIT_FAILED if result.failed else EXIT_OK
+
+
+def _source_count(config: Config) -> int:
+    return sum(1 for b in config.businesses for s in b.sources if s.enabled)
+
+
+def _interactive() -> bool:
+    return sys.stderr.isatty() and logging.getLogger().handlers[0].level <= logging.WARNING
+
+
+def _progress(message: str) -> Any:
+    """A spinner on a terminal; nothing under cron, where only log lines belong."""
+    import contextlib
+
+    if not _interactive():
+        return contextlib.nullcontext()
+    from rich.console import Console
+
+    return Console(stderr=True).status(message)
+
+
+def _show_outcomes(outcomes: list[Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("source", "status", "new", "known", "dropped", "reason")
+    for o in outcomes:
+        table.add_row(
+            f"{o.business}/{o.source}",
+            o.status,
+            str(o.new),
+            str(o.duplicates),
+            str(o.dropped),
+            o.reason,
+        )
+    Console(stderr=True).print(table)
 
 
 def _send(config: Config, path: Path) -> None:
@@ -217,8 +284,7 @@ def crawl(config: Config) -> None:
         monitor crawl --config config/mybusiness.yaml
     """
     store, taxonomy = _open(config)
-    ok = _crawl(config, store, taxonomy, "crawl")
-    sys.exit(EXIT_OK if ok else EXIT_FAILED)
+    sys.exit(_collect(config, store, taxonomy, "crawl"))
 
 
 @cli.command()
@@ -284,9 +350,9 @@ def run(config: Config, period: Period) -> None:
         monitor run --config config/mybusiness.yaml
     """
     store, taxonomy = _open(config)
-    ok = _crawl(config, store, taxonomy, "run")
+    code = _collect(config, store, taxonomy, "run")
     click.echo(str(write_digest(config, store, taxonomy, period)))
-    sys.exit(EXIT_OK if ok else EXIT_FAILED)
+    sys.exit(code)
 
 
 @cli.command()
@@ -312,11 +378,100 @@ def demo(database: str | None, verbose: int, quiet: bool) -> None:
         os.environ["MONITOR_DEMO_SITE"] = base_url
         config = _load(DEMO_CONFIG, database)
         store, taxonomy = _open(config)
-        ok = _crawl(config, store, taxonomy, "demo")
+        code = _collect(config, store, taxonomy, "demo")
     newest = newest_mention(store, config.business)
     period = Period.week_containing(newest) if newest else Period.last_complete_week()
     click.echo(str(write_digest(config, store, taxonomy, period)))
-    sys.exit(EXIT_OK if ok else EXIT_FAILED)
+    sys.exit(code)
+
+
+@cli.command()
+@common_options
+@click.option("--runs", default=10, show_default=True, help="How many recent runs to list.")
+def status(config: Config, runs: int) -> None:
+    """Show the last runs and each source's health: last outcome, last success, failures in a row.
+
+    Example:
+
+        monitor status --config config/mybusiness.yaml
+    """
+    from monitor.status import recent_runs, source_health
+
+    store, _ = _open(config)
+    click.echo("Recent runs:")
+    lines = recent_runs(store, runs)
+    for run_line in lines:
+        finished = run_line.finished_at.strftime("%Y-%m-%d %H:%M") if run_line.finished_at else "-"
+        click.echo(
+            f"  #{run_line.id} {run_line.command:6} {run_line.started_at:%Y-%m-%d %H:%M} → {finished}"
+            f"  {run_line.status:11} {run_line.new} new, {run_line.failed_sources} source(s) failed"
+        )
+    if not lines:
+        click.echo("  none yet")
+    click.echo("Sources:")
+    attention = 0
+    for health in source_health(store):
+        last_ok = health.last_ok.strftime("%Y-%m-%d") if health.last_ok else "never"
+        flag = "!!" if health.failures_in_a_row else "  "
+        attention += bool(health.failures_in_a_row)
+        reason = f" ({health.last_reason})" if health.last_reason else ""
+        click.echo(
+            f"{flag}{health.business}/{health.source} [{health.type}]: {health.last_status}{reason}; "
+            f"last ok {last_ok}; {health.failures_in_a_row} failure(s) in a row; "
+            f"{health.mentions} mentions"
+        )
+    sys.exit(EXIT_FAILED if attention else EXIT_OK)
+
+
+@cli.command()
+@common_options
+def rescore(config: Config) -> None:
+    """Score and map every stored mention again, e.g. after changing the touchpoint taxonomy.
+
+    Safe to interrupt and to repeat: each batch is replaced in one transaction.
+
+    Example:
+
+        monitor rescore --config config/mybusiness.yaml
+    """
+    from monitor.lock import RunInProgress, run_lock
+    from monitor.pipeline import rescore as rescore_all
+
+    store, taxonomy = _open(config)
+    try:
+        with run_lock(store.engine), _progress("re-scoring stored mentions"):
+            count = rescore_all(store, taxonomy)
+    except RunInProgress as exc:
+        click.echo(f"monitor: {exc}; try again when it has finished", err=True)
+        sys.exit(EXIT_BUSY)
+    log.info("re-scored %d mentions", count)
+    click.echo(f"{count} mentions re-scored")
+
+
+@cli.command()
+@common_options
+@click.option("--offline", is_flag=True, help="Skip the network checks of each source.")
+def doctor(config: Config, offline: bool) -> None:
+    """Check config, database, credentials and each source's reachability; say what to fix.
+
+    Example:
+
+        monitor doctor --config config/mybusiness.yaml
+    """
+    from monitor.doctor import run_checks
+
+    problems = 0
+    for check in run_checks(config, reach=not offline, timeout=config.crawl.timeout):
+        mark = "ok  " if check.ok else "FAIL"
+        click.echo(f"{mark} {check.name}: {check.detail}")
+        if not check.ok:
+            problems += 1
+            if check.fix:
+                click.echo(f"     fix: {check.fix}")
+        elif check.fix:
+            click.echo(f"     note: {check.fix}")
+    click.echo("all good" if not problems else f"{problems} problem(s)")
+    sys.exit(EXIT_FAILED if problems else EXIT_OK)
 
 
 def main() -> None:

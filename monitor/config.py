@@ -240,6 +240,14 @@ class DigestSettings(_Strict):
     """Where `monitor digest --send` mails the digest (or MONITOR_SMTP_TO)."""
 
 
+class PrivacySettings(_Strict):
+    hash_authors: bool = False
+    """Store author names as a salted hash (salt from MONITOR_AUTHOR_SALT): the same person is
+    still recognisable across mentions, but no name is kept."""
+    retention_days: Annotated[int, Field(ge=1)] | None = None
+    """Delete mentions older than this many days at the end of each run."""
+
+
 class TouchpointChanges(_Strict):
     """A business's own changes to the default taxonomy."""
 
@@ -256,6 +264,7 @@ class Config(_Strict):
     user_agent: str = DEFAULT_USER_AGENT
     crawl: CrawlSettings = CrawlSettings()
     digest: DigestSettings = DigestSettings()
+    privacy: PrivacySettings = PrivacySettings()
     touchpoints: TouchpointChanges = TouchpointChanges()
     path: Path | None = Field(default=None, exclude=True)
 

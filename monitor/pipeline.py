@@ -7,7 +7,9 @@ a VADER pass, and a batch is stored in one transaction so a killed run loses at 
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import os
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -47,7 +49,15 @@ def _as_utc(moment: datetime | None) -> tuple[datetime | None, int | None]:
     return moment.astimezone(UTC).replace(tzinfo=None), minutes
 
 
-def prepare(record: MentionRecord, taxonomy: Taxonomy) -> tuple[str, dict[str, Any]]:
+def hash_author(author: str) -> str:
+    """A stable pseudonym: the same name (and salt) always gives the same one."""
+    salt = os.environ.get("MONITOR_AUTHOR_SALT", "")
+    return "author-" + hashlib.sha256(f"{salt}\x1f{author}".encode()).hexdigest()[:16]
+
+
+def prepare(
+    record: MentionRecord, taxonomy: Taxonomy, hash_authors: bool = False
+) -> tuple[str, dict[str, Any]]:
     """Normalise a record into mention columns; returns its key. Raises DroppedMention."""
     text = clean_text(record.text)
     if not text:
@@ -69,7 +79,7 @@ def prepare(record: MentionRecord, taxonomy: Taxonomy) -> tuple[str, dict[str, A
         "url": record.url,
         "title": clean_text(record.title) or None,
         "text": text,
-        "author": clean_text(record.author) or None,
+        "author": _author(record.author, hash_authors),
         "rating": rating,
         "rating_raw": record.rating_raw,
         "published_at": published_at,
@@ -82,6 +92,11 @@ def prepare(record: MentionRecord, taxonomy: Taxonomy) -> tuple[str, dict[str, A
         "extra": record.extra,
     }
     return key, row
+
+
+def _author(raw: str | None, hashed: bool) -> str | None:
+    author = clean_text(raw) or None
+    return hash_author(author) if author and hashed else author
 
 
 def score_and_map(row: dict[str, Any], taxonomy: Taxonomy) -> PreparedMention:
@@ -128,13 +143,14 @@ class Ingest:
     source_id: int
     run_id: int | None = None
     batch_size: int = BATCH_SIZE
+    hash_authors: bool = False
     counts: Counter[str] = field(default_factory=Counter)
     _pending: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def add(self, record: MentionRecord) -> str:
         """Queue one record; returns ``queued``, ``duplicate`` or raises DroppedMention."""
         try:
-            key, row = prepare(record, self.taxonomy)
+            key, row = prepare(record, self.taxonomy, self.hash_authors)
         except DroppedMention as dropped:
             self.counts[f"dropped/{dropped.reason}"] += 1
             raise
@@ -195,6 +211,7 @@ class MentionPipeline:
             business_id=spider.business_id,
             source_id=spider.source_id,
             run_id=getattr(spider, "run_id", None),
+            hash_authors=spider.config.privacy.hash_authors,
         )
 
     def process_item(self, item: Any, spider: Any = None) -> Any:
@@ -216,3 +233,43 @@ class MentionPipeline:
         self.ingest.flush()
         self.stats.set_value("monitor/new", self.ingest.counts["new"])
         self.stats.set_value("monitor/duplicate", self.ingest.counts["duplicate"])
+
+
+def rescore(store: Store, taxonomy: Taxonomy, batch_size: int = BATCH_SIZE) -> int:
+    """Score and map every stored mention again (after a taxonomy or lexicon change).
+
+    Batch by batch, each replaced in one transaction: a killed rescore leaves every mention with
+    either its old or its new judgement, never none; running it twice gives the same result.
+    """
+    from sqlalchemy import select
+
+    from monitor.store import Mention
+
+    done = 0
+    last_id = 0
+    columns = (Mention.id, Mention.text, Mention.language, Mention.rating, Mention.kind)
+    while True:
+        with store.engine.connect() as connection:
+            rows = connection.execute(
+                select(*columns).where(Mention.id > last_id).order_by(Mention.id).limit(batch_size)
+            ).all()
+        if not rows:
+            return done
+        batch = [
+            (
+                row.id,
+                score_and_map(
+                    {
+                        "text": row.text,
+                        "language": row.language,
+                        "rating": row.rating,
+                        "kind": row.kind,
+                    },
+                    taxonomy,
+                ),
+            )
+            for row in rows
+        ]
+        store.replace_scores(batch)
+        done += len(batch)
+        last_id = rows[-1].id

@@ -1,4 +1,4 @@
-"""What one run did with each source: the outcome every collector reports the same way.
+"""A collection run, and what it did with each source: the outcome every collector reports.
 
 Outcomes are stored per run (``source_runs``) so the digest can say which sources failed and
 ``monitor status`` can show each source's health.
@@ -6,10 +6,16 @@ Outcomes are stored per run (``source_runs``) so the digest can say which source
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
-from monitor.store import Store
+from monitor.config import Config
+from monitor.store import Store, utc_now
+from monitor.touchpoints import Taxonomy
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -48,3 +54,48 @@ def record_outcome(
         errors=outcome.errors,
         detail={"reason": outcome.reason, **outcome.detail},
     )
+
+
+@dataclass
+class RunResult:
+    run_id: int
+    outcomes: list[SourceOutcome]
+    deleted: int = 0
+
+    @property
+    def failed(self) -> list[SourceOutcome]:
+        return [o for o in self.outcomes if o.status == "failed"]
+
+    @property
+    def status(self) -> str:
+        """ok; partial (some sources failed); failed (every source that ran failed)."""
+        tried = [o for o in self.outcomes if o.status != "skipped"]
+        if tried and len(self.failed) == len(tried):
+            return "failed"
+        return "partial" if self.failed else "ok"
+
+
+def collect(config: Config, store: Store, taxonomy: Taxonomy, command: str) -> RunResult:
+    """One collection run: every platform, then every spider, recorded as a run.
+
+    Call it holding the run lock (``monitor.lock.run_lock``). A run killed half-way is marked
+    ``interrupted`` by the next one; what it stored stays stored, exactly once.
+    """
+    from monitor.clients import collect_platforms
+    from monitor.crawl import crawl_sources  # imports Scrapy and Twisted: only when crawling
+
+    run_id = store.start_run(command)
+    outcomes: list[SourceOutcome] = []
+    try:
+        outcomes += collect_platforms(config, store, taxonomy, run_id)
+        outcomes += crawl_sources(config, store, taxonomy, run_id)
+    except BaseException:
+        store.finish_run(run_id, "failed")
+        raise
+    result = RunResult(run_id, outcomes)
+    if config.privacy.retention_days:
+        cutoff = utc_now() - timedelta(days=config.privacy.retention_days)
+        result.deleted = store.delete_older_than(cutoff)
+        log.info("retention: deleted %d mentions older than %s", result.deleted, cutoff.date())
+    store.finish_run(run_id, result.status)
+    return result

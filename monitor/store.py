@@ -7,6 +7,7 @@ rerun, a resumed crawl or two overlapping runs can never store a mention twice.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -27,15 +28,19 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     create_engine,
+    delete,
     event,
     false,
     insert,
     select,
+    text,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from monitor.lock import file_lock, sqlite_path
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 # SQLite waits this long for another writer (a second cron run, a digest) before giving up.
@@ -199,11 +204,26 @@ def create_db_engine(url: str) -> Engine:
     return engine
 
 
+# A fixed key for PostgreSQL's advisory lock around migrations (another than the run lock's).
+_MIGRATION_LOCK_KEY = 0x6D6F6E69746F72  # "monitor"
+
+
 def migrate(engine: Engine) -> None:
-    """Bring the schema to the newest revision (a no-op when it is there already)."""
+    """Bring the schema to the newest revision (a no-op when it is there already).
+
+    Two processes starting at once must not both migrate: the second waits for the first (a file
+    lock for SQLite, a transaction-scoped advisory lock for PostgreSQL) and then finds nothing
+    left to do.
+    """
     settings = AlembicConfig()
     settings.set_main_option("script_location", str(MIGRATIONS))
-    with engine.begin() as connection:
+    path = sqlite_path(engine)
+    guard = file_lock(path, ".migrate.lock", timeout=120) if path else contextlib.nullcontext()
+    with guard, engine.begin() as connection:
+        if engine.dialect.name == "postgresql":
+            connection.execute(
+                text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK_KEY}
+            )
         settings.attributes["connection"] = connection
         command.upgrade(settings, "head")
 
@@ -301,7 +321,12 @@ class Store:
         return len(inserted)
 
     def start_run(self, command_name: str) -> int:
+        """Record a new run. Call it holding the run lock: any run still marked running then
+        died without finishing (killed, machine down) and is marked interrupted."""
         with self.engine.begin() as connection:
+            connection.execute(
+                update(Run).where(Run.status == "running").values(status="interrupted")
+            )
             return int(
                 connection.execute(
                     insert(Run)
@@ -315,6 +340,34 @@ class Store:
             connection.execute(
                 update(Run).where(Run.id == run_id).values(finished_at=utc_now(), status=status)
             )
+
+    def replace_scores(self, batch: Sequence[tuple[int, PreparedMention]]) -> None:
+        """New scores, sentences and touchpoints for stored mentions, in one transaction."""
+        if not batch:
+            return
+        ids = [mention_id for mention_id, _ in batch]
+        with self.engine.begin() as connection:
+            for table in (TouchpointAssignment, SentenceScore, MentionScore):
+                connection.execute(delete(table).where(table.mention_id.in_(ids)))
+            connection.execute(
+                insert(MentionScore), [{**p.score, "mention_id": i} for i, p in batch]
+            )
+            sentences = [{**s, "mention_id": i} for i, p in batch for s in p.sentences]
+            if sentences:
+                connection.execute(insert(SentenceScore), sentences)
+            connection.execute(
+                insert(TouchpointAssignment),
+                [{**a, "mention_id": i} for i, p in batch for a in p.assignments],
+            )
+
+    def delete_older_than(self, cutoff: datetime) -> int:
+        """Retention: remove mentions (and their scores) that happened before ``cutoff``."""
+        old = select(Mention.id).where(Mention.occurred_at < cutoff).scalar_subquery()
+        with self.engine.begin() as connection:
+            for table in (TouchpointAssignment, SentenceScore, MentionScore):
+                connection.execute(delete(table).where(table.mention_id.in_(old)))
+            result = connection.execute(delete(Mention).where(Mention.occurred_at < cutoff))
+        return int(result.rowcount or 0)
 
     def record_source_run(self, run_id: int, source_id: int, **values: Any) -> None:
         with self.engine.begin() as connection:

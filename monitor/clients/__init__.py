@@ -128,7 +128,14 @@ def collect_platforms(
                 backoff=config.crawl.retry_backoff,
             )
             context = Context(api=api, user_agent=config.user_agent, cursor=store.cursor(source_id))
-            ingest = Ingest(store, taxonomy, business_id, source_id, run_id)
+            ingest = Ingest(
+                store,
+                taxonomy,
+                business_id,
+                source_id,
+                run_id,
+                hash_authors=config.privacy.hash_authors,
+            )
             outcome = collect_source(source, business, context, ingest)
             level = logging.WARNING if outcome.status in ("failed", "skipped") else logging.INFO
             log.log(level, outcome.summary())

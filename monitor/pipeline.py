@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import time
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -27,6 +28,9 @@ log = logging.getLogger(__name__)
 # Mentions stored per transaction: large enough for bulk-insert speed, small enough that a
 # killed run loses little and holds SQLite's write lock only briefly.
 BATCH_SIZE = 500
+# …and at least this often (seconds) while mentions trickle in, so a slow crawl killed half-way
+# has stored what it had found.
+BATCH_SECONDS = 5.0
 MAX_TEXT_CHARS = 100_000
 
 
@@ -144,8 +148,10 @@ class Ingest:
     run_id: int | None = None
     batch_size: int = BATCH_SIZE
     hash_authors: bool = False
+    batch_seconds: float = BATCH_SECONDS
     counts: Counter[str] = field(default_factory=Counter)
     _pending: dict[str, dict[str, Any]] = field(default_factory=dict)
+    _oldest: float = 0.0
 
     def add(self, record: MentionRecord) -> str:
         """Queue one record; returns ``queued``, ``duplicate`` or raises DroppedMention."""
@@ -158,8 +164,13 @@ class Ingest:
             self.counts["duplicate"] += 1
             return "duplicate"
         row.update(business_id=self.business_id, source_id=self.source_id, run_id=self.run_id)
+        if not self._pending:
+            self._oldest = time.monotonic()
         self._pending[key] = row
-        if len(self._pending) >= self.batch_size:
+        if (
+            len(self._pending) >= self.batch_size
+            or time.monotonic() - self._oldest >= self.batch_seconds
+        ):
             self.flush()
         return "queued"
 

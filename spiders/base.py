@@ -137,7 +137,10 @@ class SourceSpider(scrapy.Spider):
         if found == 0:
             return  # an empty page ends numbered paging (and there is nothing to page past)
         if page >= self.source.max_pages:
-            self.count("paging_stopped/max_pages", response.url, "page limit %d reached", page)
+            # The configured limit is a normal stop, not a problem: counted, logged at INFO.
+            self.logger.info("page limit %d reached at %s", page, response.url)
+            assert self.crawler.stats is not None
+            self.crawler.stats.inc_value("monitor/paging_stopped/max_pages")
             return
         # Review pages list the newest first, so a review as old as the newest one stored means
         # everything after it is stored already.

@@ -38,6 +38,61 @@ def run_monitor(
     )
 
 
+POSTGRES_ADMIN = os.environ.get(
+    "MONITOR_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+
+
+@pytest.fixture(scope="session")
+def postgres_database() -> Iterator[str]:
+    """A throw-away PostgreSQL database on the server of this machine, for this test session.
+
+    A PostgreSQL that cannot be reached fails the tests that need it, loudly: the storage
+    tests are meant to prove both databases, and a skip would hide that one was never tried.
+    """
+    import uuid
+
+    import psycopg
+
+    name = f"monitor_test_{uuid.uuid4().hex[:12]}"
+    try:
+        admin = psycopg.connect(POSTGRES_ADMIN, autocommit=True, connect_timeout=5)
+    except psycopg.OperationalError as exc:
+        pytest.fail(
+            f"PostgreSQL is not reachable at {POSTGRES_ADMIN} ({exc}). The storage tests run "
+            "against it as well as SQLite; start it, or point MONITOR_TEST_POSTGRES at one.",
+            pytrace=False,
+        )
+    with admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+        try:
+            yield (
+                POSTGRES_ADMIN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://")
+                + f"/{name}"
+            )
+        finally:
+            admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,)
+            )
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The same test on SQLite and on PostgreSQL (an empty schema for each test)."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'store.db'}"
+    url: str = request.getfixturevalue("postgres_database")
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(url)
+    with engine.begin() as connection:
+        connection.execute(text("DROP SCHEMA public CASCADE"))
+        connection.execute(text("CREATE SCHEMA public"))
+    engine.dispose()
+    return url
+
+
 # Politeness off and retries quick: these sites are ours, on 127.0.0.1.
 FAST_CRAWL = {
     "autothrottle": False,

@@ -26,11 +26,12 @@ class StoreBuilder:
         default_factory=lambda: [{"name": "Example Bakery", "sources": []}]
     )
     digest: dict[str, Any] = field(default_factory=dict)
+    url: str | None = None
 
     def __post_init__(self) -> None:
         self.config: Config = parse_config(
             {
-                "database": f"sqlite:///{self.tmp_path / 'digest.db'}",
+                "database": self.url or f"sqlite:///{self.tmp_path / 'digest.db'}",
                 "output_dir": str(self.tmp_path / "digests"),
                 "businesses": self.businesses,
                 "digest": self.digest,

@@ -59,6 +59,17 @@ def _ids(*statuses: dict[str, Any]) -> list[int]:
     return [int(s["id"]) for s in statuses]
 
 
+def _stored(statuses: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The fixture statuses that become mentions, newest first (a boost stands for its post)."""
+    wanted = []
+    for status in statuses:
+        original = status["reblog"] or status
+        public = original["visibility"] in ("public", "unlisted")
+        if public and original["content"] and original not in wanted:
+            wanted.append(original)
+    return sorted(wanted, key=lambda s: s["created_at"], reverse=True)
+
+
 @pytest.fixture(autouse=True)
 def _no_tokens(monkeypatch: pytest.MonkeyPatch) -> None:
     for variable in ("MASTODON_TOKEN", "MASTODON_TOKEN_127_0_0_1"):
@@ -84,7 +95,7 @@ def test_pages_the_tag_timeline_and_keeps_public_posts(tmp_path: Path) -> None:
     spoiler, wheel, boosted, reply, ride = (by_uri[s["uri"]] for s in _stored(TAG_STATUSES))
     # The content warning comes first; HTML entities and hashtag links become plain text.
     assert spoiler[5] == (
-        'online order moan Third week waiting for an online order from Brightwater Cycles. The '
+        "online order moan Third week waiting for an online order from Brightwater Cycles. The "
         'tracking page still says "processing" and emails get an auto-reply. '
         "#brightwatercycles #leeds"
     )
@@ -111,17 +122,6 @@ def test_pages_the_tag_timeline_and_keeps_public_posts(tmp_path: Path) -> None:
         "already_seen": 1,  # the boosted original, listed after its boost
     }.items():
         assert outcome.detail[f"monitor/{counter}"] == expected
-
-
-def _stored(statuses: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The fixture statuses that become mentions, newest first (a boost stands for its post)."""
-    wanted = []
-    for status in statuses:
-        original = status["reblog"] or status
-        if original["visibility"] in ("public", "unlisted") and original["content"]:
-            if original not in wanted:
-                wanted.append(original)
-    return sorted(wanted, key=lambda s: s["created_at"], reverse=True)
 
 
 def test_extra_keeps_the_platforms_numbers(tmp_path: Path) -> None:

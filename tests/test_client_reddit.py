@@ -225,7 +225,9 @@ def test_an_item_in_two_listings_is_stored_once(
     collected = collect(tmp_path, [SOURCE])
     # bw0005 is in r/all's search, r/leeds's search and r/leeds/new.
     assert collected.outcomes[0].detail["monitor/listed_twice"] == 2
-    assert collected.rows("SELECT count(*) FROM mentions WHERE external_id = 'reddit:t3_bw0005'")
+    assert collected.rows(
+        "SELECT count(*) FROM mentions WHERE external_id = 'reddit:t3_bw0005'"
+    ) == [(1,)]
     assert collected.rows("SELECT count(*) FROM mentions") == [(5,)]
 
 
@@ -267,7 +269,7 @@ def test_rerun_stops_each_listing_at_what_it_has_read(
     assert (second.outcomes[0].status, second.outcomes[0].new) == ("empty", 0)
     assert second.rows("SELECT count(*) FROM mentions") == [(5,)]
     # Each listing's first page already starts at known items: no second page is asked for.
-    again = _listing_requests(ApiServer(server.url, {}, server.requests[first_run:]))
+    again = [r for r in server.requests[first_run:] if r.path != TOKEN]
     assert [r.path for r in again] == LISTINGS
     assert all("after" not in r.query for r in again)
     [(cursor,)] = second.rows("SELECT cursor FROM sources WHERE name = 'reddit'")
@@ -276,7 +278,7 @@ def test_rerun_stops_each_listing_at_what_it_has_read(
 
 
 def test_rerun_stores_only_what_is_newer(tmp_path: Path, reddit: Callable[..., ApiServer]) -> None:
-    first = reddit()
+    reddit()
     collect(tmp_path, [SOURCE])
     # A new post has appeared at the top of r/leeds/new; older ones follow it.
     later = reddit(new=_answer("leeds-new-later.json"))
@@ -287,8 +289,7 @@ def test_rerun_stores_only_what_is_newer(tmp_path: Path, reddit: Callable[..., A
     ]
     # bw0006 (the coffee question, read last time) is where r/leeds/new stopped: not re-judged.
     assert "monitor/not_about_business" not in second.outcomes[0].detail
-    assert len(_listing_requests(later)) == len(LISTINGS)
-    assert first.requests  # the first server served the first run
+    assert [r.path for r in _listing_requests(later)] == LISTINGS
 
 
 def test_rate_limited_request_waits_for_retry_after_then_completes(
@@ -350,16 +351,18 @@ def test_prawcore_paces_requests_by_the_ratelimit_headers(
 
     def last_allowed_request(request: ApiRequest) -> Reply:
         reply = _all_search(request)
-        if "after" not in request.query:  # the window's budget is spent: reset in 30 s
-            reply.headers.update(
-                {"x-ratelimit-remaining": "0", "x-ratelimit-used": "1000", "x-ratelimit-reset": "30"}
-            )
+        if "after" not in request.query:  # this window's budget is spent: reset in 30 s
+            budget = {"x-ratelimit-remaining": "0", "x-ratelimit-used": "1000"}
+            reply.headers.update(budget, **{"x-ratelimit-reset": "30"})
+        else:  # a fresh window: no need to wait
+            budget = {"x-ratelimit-remaining": "1000", "x-ratelimit-used": "0"}
+            reply.headers.update(budget, **{"x-ratelimit-reset": "600"})
         return reply
 
     reddit(all=last_allowed_request)
     collected = collect(tmp_path, [SOURCE])
     assert collected.outcomes[0].status == "ok"
-    [wait] = sleeps  # prawcore's own wait before the next request
+    [wait] = sleeps  # prawcore's own wait before page 2, and none after the fresh window
     assert 29 < wait <= 30
 
 
@@ -420,6 +423,8 @@ def test_a_slow_server_times_out_with_the_configured_timeout(
     started = time.monotonic()
     collected = collect(tmp_path, [SOURCE], timeout=0.3)
     release.set()
+    # Let the stalled handlers answer the sockets PRAW gave up on while output is captured.
+    threading.Event().wait(0.5)
     outcome = collected.outcomes[0]
     assert outcome.status == "failed"
     assert outcome.reason.startswith(f"GET {server.url}{ALL_SEARCH}: ReadTimeout")

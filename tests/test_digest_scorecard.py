@@ -20,9 +20,11 @@ def midweek(week: int, hours: int = 12) -> datetime:
 
 
 @pytest.fixture
-def shop(tmp_path: Path) -> StoreBuilder:
-    """Twelve quiet weeks, then week 47: staff turn sour, the website floods, delivery steady."""
-    builder = StoreBuilder(tmp_path)
+def shop(tmp_path: Path, db_url: str) -> StoreBuilder:
+    """Twelve quiet weeks, then week 47: staff turn sour, the website floods, delivery steady.
+
+    Built on SQLite and on PostgreSQL: the digest's SQL must give the same numbers on both."""
+    builder = StoreBuilder(tmp_path, url=db_url)
     for week in range(35, 47):
         for n in range(4):
             builder.add(midweek(week, n), "staff_attitude", 0.6)
@@ -103,8 +105,8 @@ def test_empty_week_says_so(tmp_path: Path) -> None:
     )
 
 
-def test_needs_a_reply_oldest_first_stars_over_words(tmp_path: Path) -> None:
-    builder = StoreBuilder(tmp_path)
+def test_needs_a_reply_oldest_first_stars_over_words(tmp_path: Path, db_url: str) -> None:
+    builder = StoreBuilder(tmp_path, url=db_url)
     old = builder.add(midweek(40), "delivery_installation", -0.7, rating=0.0)
     builder.add(midweek(41), "delivery_installation", -0.7, rating=0.0, reply="Sorry, fixed.")
     sarcastic = builder.add(midweek(46), "staff_attitude", 0.4, rating=0.0)  # 1★, "nice" words
@@ -120,8 +122,8 @@ def test_needs_a_reply_oldest_first_stars_over_words(tmp_path: Path) -> None:
     assert digest.needs_reply_total == 3
 
 
-def test_employee_comments_kept_apart(tmp_path: Path) -> None:
-    builder = StoreBuilder(tmp_path)
+def test_employee_comments_kept_apart(tmp_path: Path, db_url: str) -> None:
+    builder = StoreBuilder(tmp_path, url=db_url)
     builder.add(midweek(47), "staff_attitude", 0.5)
     builder.add(midweek(47), "employee_experience", -0.5, kind="employee_cons")
     builder.add(midweek(47), "employee_experience", 0.7, kind="employee_pros")
@@ -141,13 +143,14 @@ def test_first_impressions_and_highlighted_sentence(tmp_path: Path) -> None:
     assert [m.text for m in digest.first_impressions] == ["First visit. Lovely welcome."]
 
 
-def test_competitors_side_by_side(tmp_path: Path) -> None:
+def test_competitors_side_by_side(tmp_path: Path, db_url: str) -> None:
     builder = StoreBuilder(
         tmp_path,
         businesses=[
             {"name": "Example Bakery", "sources": []},
             {"name": "Rival Rolls", "competitor": True, "sources": []},
         ],
+        url=db_url,
     )
     builder.add(midweek(47), "staff_attitude", 0.6)
     builder.add(midweek(47), "staff_attitude", -0.2, business="rival-rolls")
@@ -162,8 +165,8 @@ def test_competitors_side_by_side(tmp_path: Path) -> None:
     assert page.xpath("//h2[@id='competitors']")
 
 
-def test_one_source_business_month_period(tmp_path: Path) -> None:
-    builder = StoreBuilder(tmp_path)
+def test_one_source_business_month_period(tmp_path: Path, db_url: str) -> None:
+    builder = StoreBuilder(tmp_path, url=db_url)
     builder.add(datetime(2026, 10, 3), "website", 0.5)
     builder.add(datetime(2026, 10, 30), "website", -0.1)
     builder.add(datetime(2026, 9, 15), "website", 0.9)

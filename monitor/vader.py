@@ -7,7 +7,6 @@ A faithful re-implementation of ``SentimentIntensityAnalyzer.polarity_scores`` f
 from __future__ import annotations
 
 import math
-import re
 import string
 from collections.abc import Mapping
 from functools import lru_cache
@@ -237,9 +236,9 @@ class FastVader:
             lexicon.update(extra_lexicon)
         self._lexicon = lexicon
         self._emojis = _single_character_emojis()
-        self._emoji_pattern = re.compile("[" + "".join(map(re.escape, self._emojis)) + "]")
+        self._emoji_set = frozenset(self._emojis)
         # No emoji key is ASCII in 3.3.2; checked rather than assumed, so pure-ASCII text (most
-        # of what we score) can skip the emoji pass safely.
+        # of what we score) can skip the emoji pass without even a set lookup per character.
         self._ascii_text_has_no_emoji = not any(emoji.isascii() for emoji in self._emojis)
 
     def polarity_scores(self, text: str) -> dict[str, float]:
@@ -271,17 +270,24 @@ class FastVader:
         """Each emoji replaced by its description, as upstream does before tokenising."""
         if self._ascii_text_has_no_emoji and text.isascii():
             return text
-        return self._emoji_pattern.sub(self._describe_emoji, text)
-
-    def _describe_emoji(self, match: re.Match[str]) -> str:
+        # A set test in C; a regex character class of 1,200 emojis was slower than upstream's loop.
+        if self._emoji_set.isdisjoint(text):
+            return text
+        parts = []
         # Upstream puts a space before a description unless it starts the text or follows a
         # literal " " (other whitespace, or another emoji, still gets one), and never one after
         # it, so "😍good" becomes "smiling face with heart-eyesgood": identical output.
-        start = match.start()
-        description = self._emojis[match.group()]
-        if start > 0 and match.string[start - 1] != " ":
-            return " " + description
-        return description
+        previous = " "
+        for character in text:
+            description = self._emojis.get(character)
+            if description is None:
+                parts.append(character)
+            else:
+                if previous != " ":
+                    parts.append(" ")
+                parts.append(description)
+            previous = character
+        return "".join(parts)
 
     def _word_valence(
         self, i: int, tokens: list[str], lowered: list[str], is_cap_diff: bool
@@ -340,5 +346,5 @@ class FastVader:
 
 def _is_cap_differential(tokens: list[str]) -> bool:
     """True when some but not all tokens are in capitals (then capitals signal emphasis)."""
-    capitalised = sum(1 for token in tokens if token.isupper())
+    capitalised = sum(map(str.isupper, tokens))
     return 0 < len(tokens) - capitalised < len(tokens)

@@ -347,6 +347,7 @@ def test_markup_in_a_post_is_stored_as_the_text_it_is(tmp_path: Path) -> None:
         store.close()
     document = lxml.html.fromstring(page.read_text(encoding="utf-8"))
     assert not document.xpath("//script")  # shown as text, never run
+    assert "<script>alert('where is my parcel')</script> & nothing" in document.text_content()
 
 
 def test_demo_site_is_one_page_for_each_name(tmp_path: Path) -> None:

@@ -29,10 +29,12 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import gc
 import hashlib
 import io
 import json
 import math
+import multiprocessing
 import os
 import platform
 import pstats
@@ -45,7 +47,9 @@ import tempfile
 import time
 import traceback
 from bisect import bisect_right
-from collections import Counter
+from collections import Counter, deque
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, date, datetime, timedelta
 from itertools import accumulate
 from pathlib import Path
@@ -171,22 +175,26 @@ def label_for(compound: float) -> str:
 
 
 class Generator:
-    """Seeded rows for one store: same parameters, same rows."""
+    """Seeded rows for one store: same parameters, same rows, batch after batch."""
 
-    def __init__(self, mentions: int, seed: int) -> None:
+    def __init__(
+        self, mentions: int, seed: int, sources: list[list[tuple[int, str, str, float]]]
+    ) -> None:
         from monitor.touchpoints import EMPLOYEE_TOUCHPOINT, UNCLASSIFIED, load_taxonomy
 
-        self.rng = random.Random(seed)
+        self.rng = rng = random.Random(seed)
         self.mentions = mentions
+        self.sources = sources
+        self.source_cumulative = [list(accumulate(s[3] for s in srcs)) for srcs in sources]
+        self.business_cumulative = list(accumulate(share for _, share, _ in BUSINESSES))
         self.employee_touchpoint = EMPLOYEE_TOUCHPOINT
         self.unclassified = UNCLASSIFIED
         taxonomy = load_taxonomy()
         self.customer_touchpoints = [t for t in taxonomy.touchpoints if t != EMPLOYEE_TOUCHPOINT]
-        rng = self.rng
         # Some touchpoints are talked about far more than others (a Zipf-like popularity).
         popularity = [1.0 / (1 + i) ** 0.8 for i in range(len(self.customer_touchpoints))]
         rng.shuffle(popularity)
-        self.touchpoint_weights = list(accumulate(popularity))
+        self.touchpoint_cumulative = list(accumulate(popularity))
         self.start = datetime.combine(LAST_DAY, datetime.min.time()) - timedelta(days=DAYS - 1)
         self.end = datetime.combine(LAST_DAY, datetime.min.time()) + timedelta(days=1)
         self.span = (self.end - self.start).total_seconds()
@@ -212,18 +220,25 @@ class Generator:
                     f"{rng.choice(OPENERS)} the {rng.choice(phrases)} {rng.choice(tails)}"
                     for _ in range(40)
                 ]
-        for polarity in ("positive", "negative", "neutral"):
+        for polarity, tails in (
+            ("positive", POSITIVE_TAILS),
+            ("negative", NEGATIVE_TAILS),
+            ("neutral", NEUTRAL_TAILS),
+        ):
             self.sentences[(UNCLASSIFIED, polarity)] = [
-                f"{rng.choice(OPENERS)} it {rng.choice(tails)}"
-                for tails in (POSITIVE_TAILS, NEGATIVE_TAILS, NEUTRAL_TAILS)
-                for _ in range(10)
+                f"{rng.choice(OPENERS)} it {rng.choice(tails)}" for _ in range(20)
             ]
         # The incidents of the last weeks: deliveries slump for the largest business over the
-        # last two weeks, and the queue at its counter is talked about three times as much in
-        # the measured week.
+        # last two weeks, and its queues are talked about far more in the measured week.
         self.slump_from = self.end - timedelta(days=14)
         self.surge_from = self.end - timedelta(days=7)
+        # A crawl every morning at 06:00 UTC collects what appeared since the one before.
+        self.first_run = self.start + timedelta(hours=6)
+        self.run_times = [self.first_run + timedelta(days=i) for i in range(DAYS + 1)]
+        self.collected: Counter[tuple[int, int]] = Counter()  # (run id, source id) → new
         self.times = self._times()
+        self.sentence_id = 0
+        self.assignment_id = 0
 
     def _times(self) -> list[float]:
         """Seconds after ``start``, sorted: volume grows linearly over the span."""
@@ -244,9 +259,228 @@ class Generator:
             mean -= 0.7
         return mean
 
+    def batch(self, first: int, stop: int) -> Batch:
+        """The rows of mentions ``first`` … ``stop - 1`` (0-based), ids assigned here."""
+        rng = self.rng
+        random_, gauss = rng.random, rng.gauss
 
-def pick(rng: random.Random, weighted: tuple[tuple[int, float], ...]) -> int:
-    r = rng.random()
+        def draw(items: Sequence[Any]) -> Any:
+            return items[int(random_() * len(items))]
+
+        mentions: list[dict[str, Any]] = []
+        scores: list[dict[str, Any]] = []
+        sentences: list[dict[str, Any]] = []
+        assignments: list[dict[str, Any]] = []
+        start, times, run_times = self.start, self.times, self.run_times
+        last_run = len(run_times) - 1
+        tp_names, tp_cumulative = self.customer_touchpoints, self.touchpoint_cumulative
+        tp_total = tp_cumulative[-1]
+        employee_tp, unclassified = self.employee_touchpoint, self.unclassified
+        latest_reply = self.end - timedelta(seconds=1)
+        for index in range(first, stop):
+            mention_id = index + 1
+            t = times[index]
+            occurred = start + timedelta(seconds=int(t))
+            business = bisect_right(self.business_cumulative, random_())
+            business = min(business, len(BUSINESSES) - 1)
+            cumulative = self.source_cumulative[business]
+            source_id, source_name, source_type, _ = self.sources[business][
+                min(bisect_right(cumulative, random_() * cumulative[-1]), len(cumulative) - 1)
+            ]
+            if source_name == "job-board":
+                kind = "employee_pros" if random_() < 0.5 else "employee_cons"
+            elif source_type in ("reddit", "mastodon"):
+                kind = "comment" if random_() < 0.3 else "post"
+            elif source_type == "feed":
+                kind = "post"
+            else:
+                kind = "review"
+            employee = kind.startswith("employee")
+            scored = random_() >= OTHER_LANGUAGE_SHARE
+            # Which touchpoints, primary first.
+            if employee:
+                touchpoints = [employee_tp]
+            elif random_() < UNCLASSIFIED_SHARE:
+                touchpoints = [unclassified]
+            else:
+                wanted = pick(random_(), ASSIGNMENTS_PER_MENTION)
+                touchpoints = []
+                if business == 0 and occurred >= self.surge_from and random_() < 0.12:
+                    touchpoints.append("waiting_speed")
+                while len(touchpoints) < wanted:
+                    tp = tp_names[bisect_right(tp_cumulative, random_() * tp_total)]
+                    if tp not in touchpoints:
+                        touchpoints.append(tp)
+            run_index = min(max((occurred - self.first_run).days + 1, 0), last_run)
+            collected_at = run_times[run_index]
+            self.collected[(run_index + 1, source_id)] += 1
+            # Sentences, each about one of the mention's touchpoints.
+            n_sentences = pick(random_(), SENTENCES_PER_MENTION)
+            tp_compound = {
+                tp: clip(gauss(self.compound_mean(business, tp, occurred, t), 0.35))
+                for tp in touchpoints
+            }
+            texts: list[str] = []
+            by_tp: dict[str, list[float]] = {}
+            for position in range(n_sentences):
+                tp = touchpoints[position % len(touchpoints)]
+                compound: float | None = None
+                if scored:
+                    compound = round(clip(gauss(tp_compound[tp], 0.2)), 4)
+                    label = label_for(compound)
+                    sentence = draw(self.sentences[(tp, label)])
+                    by_tp.setdefault(tp, []).append(compound)
+                else:
+                    label = UNSUPPORTED
+                    sentence = draw(OTHER_LANGUAGE)
+                texts.append(sentence)
+                self.sentence_id += 1
+                sentences.append(
+                    {
+                        "id": self.sentence_id,
+                        "mention_id": mention_id,
+                        "position": position,
+                        "text": sentence,
+                        "compound": compound,
+                        "label": label,
+                    }
+                )
+            for rank, tp in enumerate(touchpoints):
+                values = by_tp.get(tp)
+                tp_value: float | None = None
+                if not scored:
+                    tp_label = UNSUPPORTED
+                else:
+                    # More touchpoints than sentences: a secondary rides on a shared sentence.
+                    tp_value = round(sum(values) / len(values) if values else tp_compound[tp], 4)
+                    tp_label = label_for(tp_value)
+                if tp == employee_tp:
+                    evidence: list[dict[str, Any]] = [
+                        {"sentence": None, "text": None, "terms": [f"source kind: {kind}"]}
+                    ]
+                elif tp == unclassified:
+                    evidence = [{"sentence": None, "text": None, "terms": []}]
+                else:
+                    position = rank % n_sentences
+                    evidence = [
+                        {
+                            "sentence": position,
+                            "text": texts[position],
+                            "terms": [texts[position].split()[-3].strip(",.").lower()],
+                        }
+                    ]
+                low, high = (0.55, 0.97) if rank == 0 else (0.35, 0.7)
+                self.assignment_id += 1
+                assignments.append(
+                    {
+                        "id": self.assignment_id,
+                        "mention_id": mention_id,
+                        "touchpoint": tp,
+                        "rank": rank,
+                        "confidence": round(low + (high - low) * random_(), 3),
+                        "compound": tp_value,
+                        "label": tp_label,
+                        "evidence": evidence,
+                    }
+                )
+            text = " ".join(texts)
+            mention_compound: float | None = None
+            if scored:
+                values = [c for cs in by_tp.values() for c in cs]
+                # A whole text reads a little stronger than its average sentence.
+                mention_compound = round(clip(1.2 * sum(values) / len(values)), 4)
+                mention_label = label_for(mention_compound)
+            else:
+                mention_label = UNSUPPORTED
+            c = mention_compound or 0.0
+            rating = rating_raw = None
+            if kind == "review" or employee:
+                stars = min(5, max(1, round(3 + 2.2 * c + gauss(0, 0.7))))
+                rating, rating_raw = (stars - 1) / 4, f"{stars}/5"
+            reply = reply_at = None
+            if kind == "review" and random_() < REPLY_SHARE:
+                reply = draw(REPLIES)
+                reply_at = min(occurred + timedelta(hours=2 + 148 * random_()), latest_reply)
+            disagrees = rating is not None and (
+                (rating >= 0.75 and c <= -0.5) or (rating <= 0.25 and c >= 0.5)
+            )
+            mentions.append(
+                {
+                    "id": mention_id,
+                    "dedup_key": hashlib.sha256(f"{SEED}:{mention_id}".encode()).hexdigest(),
+                    "content_hash": hashlib.sha256(text.encode()).hexdigest(),
+                    "business_id": business + 1,
+                    "source_id": source_id,
+                    "run_id": run_index + 1,
+                    "kind": kind,
+                    "external_id": f"{source_name}:{mention_id}",
+                    "url": f"https://{source_name}.example/{business + 1}/r/{mention_id}",
+                    "title": draw(TITLES) if kind == "review" and random_() < 0.5 else None,
+                    "text": text,
+                    "author": draw(ROLES)
+                    if employee
+                    else f"{draw(FIRST_NAMES)} {draw(LAST_INITIALS)}.",
+                    "rating": rating,
+                    "rating_raw": rating_raw,
+                    "published_at": occurred,
+                    "published_offset_minutes": 0,
+                    "collected_at": collected_at,
+                    "occurred_at": occurred,
+                    "language": "en" if scored else "fr",
+                    "owner_reply": reply,
+                    "owner_reply_at": reply_at,
+                    "extra": {"subreddit": "bicycling"} if source_type == "reddit" else {},
+                }
+            )
+            positive = round(max(c, 0.0) * 0.4 + 0.05, 3)
+            negative = round(max(-c, 0.0) * 0.4 + 0.03, 3)
+            scores.append(
+                {
+                    "mention_id": mention_id,
+                    "compound": mention_compound,
+                    "positive": positive if scored else None,
+                    "neutral": round(1 - positive - negative, 3) if scored else None,
+                    "negative": negative if scored else None,
+                    "label": mention_label,
+                    "rating_disagrees": disagrees,
+                    "first_impression": not employee and random_() < FIRST_IMPRESSION_SHARE,
+                    "scored_at": collected_at,
+                }
+            )
+        return mentions, scores, sentences, assignments
+
+    def source_runs(self) -> list[dict[str, Any]]:
+        """One row per crawl and source; the last crawl could not reach ``FAILED_SOURCE``."""
+        failed_business, failed_source, reason = FAILED_SOURCE
+        b = [name for name, _, _ in BUSINESSES].index(failed_business)
+        failed_id = next(s[0] for s in self.sources[b] if s[1] == failed_source)
+        rows = []
+        last = len(self.run_times)
+        for run_id in range(1, last + 1):
+            for source_id in [s[0] for srcs in self.sources for s in srcs]:
+                new = self.collected[(run_id, source_id)]
+                failed = run_id == last and source_id == failed_id
+                rows.append(
+                    {
+                        "run_id": run_id,
+                        "source_id": source_id,
+                        "status": "failed" if failed else ("ok" if new else "empty"),
+                        "new": 0 if failed else new,
+                        "duplicates": 0,
+                        "dropped": 0,
+                        "errors": 1 if failed else 0,
+                        "detail": {"reason": reason} if failed else {},
+                    }
+                )
+        return rows
+
+
+Batch = tuple[
+    list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]
+]
+
+
+def pick(r: float, weighted: tuple[tuple[int, float], ...]) -> int:
     for value, share in weighted:
         r -= share
         if r < 0:
@@ -308,7 +542,21 @@ def ensure_store(db: Path | None, mentions: int) -> tuple[Path, float | None]:
     building = db.with_name(db.name + ".building")
     for suffix in ("", "-wal", "-shm"):
         Path(f"{building}{suffix}").unlink(missing_ok=True)
-    build_store(building, mentions)
+    # In its own process, so the measuring processes started later by this one do not inherit
+    # its high-water RSS (Linux keeps ru_maxrss across fork and exec).
+    subprocess.run(
+        [
+            sys.executable,
+            str(Path(__file__).resolve()),
+            "--worker",
+            "build",
+            "--db",
+            str(building),
+            "--mentions",
+            str(mentions),
+        ],
+        check=True,
+    )
     building.rename(db)
     params.write_text(json.dumps(wanted, indent=1, sort_keys=True) + "\n", encoding="utf-8")
     return db, time.monotonic() - began
@@ -329,289 +577,110 @@ def build_store(db: Path, mentions: int) -> None:
 
     began = time.monotonic()
     store = Store.open(f"sqlite:///{db}")
-    generator = Generator(mentions, SEED)
-    rng = generator.rng
-    print(
-        f"  schema by Alembic, {mentions:,} timestamps drawn: {time.monotonic() - began:.1f} s",
-        flush=True,
-    )
-    source_ids: list[list[tuple[int, str, str, float]]] = []
-    for name, _, sources in BUSINESSES:
-        business_key = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
-        business_id = store.business_id(business_key, name)
-        source_ids.append(
+    sources: list[list[tuple[int, str, str, float]]] = []
+    for name, _, business_sources in BUSINESSES:
+        business_id = store.business_id(re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-"), name)
+        sources.append(
             [
                 (store.source_id(business_id, source, type_), source, type_, share)
-                for source, type_, share in sources
+                for source, type_, share in business_sources
             ]
         )
-    business_shares = tuple((i, share) for i, (_, share, _) in enumerate(BUSINESSES))
-    # A crawl every morning at 06:00 UTC collects what appeared since the last one.
-    first_run = datetime.combine(generator.start.date(), datetime.min.time()) + timedelta(hours=6)
-    run_count = DAYS + 1
-    run_times = [first_run + timedelta(days=i) for i in range(run_count)]
-    collected: Counter[tuple[int, int]] = Counter()  # (run id, source id) → new mentions
-
-    with store.engine.connect() as connection:
-        # A bench store can be rebuilt at will: trade durability for build speed, and keep the
-        # indexes being filled in memory.
-        connection.exec_driver_sql("PRAGMA synchronous=OFF")
-        connection.exec_driver_sql("PRAGMA cache_size=-1000000")
-        connection.commit()  # SQLAlchemy began a transaction for the pragmas
-        with connection.begin():
-            connection.execute(
-                insert(Run),
-                [
-                    {
-                        "id": i + 1,
-                        "command": "run",
-                        "started_at": when,
-                        "finished_at": when + timedelta(minutes=9),
-                        "status": "partial" if i == run_count - 1 else "ok",
-                    }
-                    for i, when in enumerate(run_times)
-                ],
-            )
-        sentence_id = assignment_id = 0
-        times = generator.times
-        start = generator.start
-        tp_names = generator.customer_touchpoints
-        tp_weights = generator.touchpoint_weights
-        tp_total = tp_weights[-1]
-        for batch_start in range(0, mentions, BATCH_MENTIONS):
-            mention_rows: list[dict[str, Any]] = []
-            score_rows: list[dict[str, Any]] = []
-            sentence_rows: list[dict[str, Any]] = []
-            assignment_rows: list[dict[str, Any]] = []
-            for index in range(batch_start, min(batch_start + BATCH_MENTIONS, mentions)):
-                mention_id = index + 1
-                t = times[index]
-                occurred = start + timedelta(seconds=int(t))
-                business = pick(rng, business_shares)
-                r = rng.random()
-                for source_id, source_name, source_type, share in source_ids[business]:
-                    r -= share
-                    if r < 0:
-                        break
-                if source_name == "job-board":
-                    kind = "employee_pros" if rng.random() < 0.5 else "employee_cons"
-                elif source_type in ("reddit", "mastodon"):
-                    kind = "comment" if rng.random() < 0.3 else "post"
-                elif source_type == "feed":
-                    kind = "post"
-                else:
-                    kind = "review"
-                employee = kind.startswith("employee")
-                scored = rng.random() >= OTHER_LANGUAGE_SHARE
-                # Which touchpoints, primary first.
-                if employee:
-                    touchpoints = [generator.employee_touchpoint]
-                elif rng.random() < UNCLASSIFIED_SHARE:
-                    touchpoints = [generator.unclassified]
-                else:
-                    wanted = pick(rng, ASSIGNMENTS_PER_MENTION)
-                    touchpoints = []
-                    if business == 0 and occurred >= generator.surge_from and rng.random() < 0.12:
-                        touchpoints.append("waiting_speed")
-                    while len(touchpoints) < wanted:
-                        tp = tp_names[bisect_right(tp_weights, rng.random() * tp_total)]
-                        if tp not in touchpoints:
-                            touchpoints.append(tp)
-                run_index = (occurred - first_run).days + 1
-                run_index = min(max(run_index, 0), run_count - 1)
-                collected_at = run_times[run_index]
-                collected[(run_index + 1, source_id)] += 1
-                # Sentences, each about one of the mention's touchpoints.
-                n_sentences = max(pick(rng, SENTENCES_PER_MENTION), 1)
-                tp_compound: dict[str, float] = {}
-                for tp in touchpoints:
-                    mean = generator.compound_mean(business, tp, occurred, t)
-                    tp_compound[tp] = clip(rng.gauss(mean, 0.35))
-                texts: list[str] = []
-                by_tp: dict[str, list[float]] = {}
-                for position in range(n_sentences):
-                    tp = touchpoints[position % len(touchpoints)]
-                    if scored:
-                        compound = round(clip(rng.gauss(tp_compound[tp], 0.2)), 4)
-                        label = label_for(compound)
-                        sentence = rng.choice(generator.sentences[(tp, label)])
-                        by_tp.setdefault(tp, []).append(compound)
-                    else:
-                        compound, label = None, UNSUPPORTED  # type: ignore[assignment]
-                        sentence = rng.choice(OTHER_LANGUAGE)
-                    texts.append(sentence)
-                    sentence_id += 1
-                    sentence_rows.append(
-                        {
-                            "id": sentence_id,
-                            "mention_id": mention_id,
-                            "position": position,
-                            "text": sentence,
-                            "compound": compound,
-                            "label": label,
-                        }
-                    )
-                for rank, tp in enumerate(touchpoints):
-                    values = by_tp.get(tp)
-                    if not scored:
-                        tp_value, tp_label = None, UNSUPPORTED
-                    elif values:
-                        tp_value = round(sum(values) / len(values), 4)
-                        tp_label = label_for(tp_value)
-                    else:  # more touchpoints than sentences: a secondary from a shared one
-                        tp_value = round(tp_compound[tp], 4)
-                        tp_label = label_for(tp_value)
-                    if tp == generator.employee_touchpoint:
-                        evidence: list[dict[str, Any]] = [
-                            {"sentence": None, "text": None, "terms": [f"source kind: {kind}"]}
-                        ]
-                    elif tp == generator.unclassified:
-                        evidence = [{"sentence": None, "text": None, "terms": []}]
-                    else:
-                        position = rank % n_sentences
-                        evidence = [
-                            {
-                                "sentence": position,
-                                "text": texts[position],
-                                "terms": [texts[position].split()[-3].strip(",.").lower()],
-                            }
-                        ]
-                    assignment_id += 1
-                    assignment_rows.append(
-                        {
-                            "id": assignment_id,
-                            "mention_id": mention_id,
-                            "touchpoint": tp,
-                            "rank": rank,
-                            "confidence": round(
-                                rng.uniform(0.55, 0.97) if rank == 0 else rng.uniform(0.35, 0.7),
-                                3,
-                            ),
-                            "compound": tp_value,
-                            "label": tp_label,
-                            "evidence": evidence,
-                        }
-                    )
-                text_value = " ".join(texts)
-                if scored:
-                    values = [c for cs in by_tp.values() for c in cs]
-                    # A whole text reads a little stronger than its average sentence.
-                    mention_compound: float | None = round(clip(1.2 * sum(values) / len(values)), 4)
-                    mention_label = label_for(mention_compound)  # type: ignore[arg-type]
-                else:
-                    mention_compound, mention_label = None, UNSUPPORTED
-                rating = rating_raw = None
-                if kind == "review" or employee:
-                    stars = min(
-                        5, max(1, round(3 + 2.2 * (mention_compound or 0) + rng.gauss(0, 0.7)))
-                    )
-                    rating, rating_raw = (stars - 1) / 4, f"{stars}/5"
-                reply = reply_at = None
-                if kind == "review" and rng.random() < REPLY_SHARE:
-                    reply = rng.choice(REPLIES)
-                    reply_at = min(
-                        occurred + timedelta(hours=rng.uniform(2, 150)),
-                        generator.end - timedelta(seconds=1),
-                    )
-                c = mention_compound or 0.0
-                disagrees = rating is not None and (
-                    (rating >= 0.75 and c <= -0.5) or (rating <= 0.25 and c >= 0.5)
-                )
-                key = hashlib.sha256(f"{SEED}:{mention_id}".encode()).hexdigest()
-                author = (
-                    rng.choice(ROLES)
-                    if employee
-                    else f"{rng.choice(FIRST_NAMES)} {rng.choice(LAST_INITIALS)}."
-                )
-                mention_rows.append(
-                    {
-                        "id": mention_id,
-                        "dedup_key": key,
-                        "content_hash": hashlib.sha256(text_value.encode()).hexdigest(),
-                        "business_id": business + 1,
-                        "source_id": source_id,
-                        "run_id": run_index + 1,
-                        "kind": kind,
-                        "external_id": f"{source_name}:{mention_id}",
-                        "url": f"https://{source_name}.example/{business + 1}/r/{mention_id}",
-                        "title": rng.choice(TITLES)
-                        if kind == "review" and rng.random() < 0.5
-                        else None,
-                        "text": text_value,
-                        "author": author,
-                        "rating": rating,
-                        "rating_raw": rating_raw,
-                        "published_at": occurred,
-                        "published_offset_minutes": 0,
-                        "collected_at": collected_at,
-                        "occurred_at": occurred,
-                        "language": "en" if scored else "fr",
-                        "owner_reply": reply,
-                        "owner_reply_at": reply_at,
-                        "extra": {"subreddit": "bicycling"} if source_type == "reddit" else {},
-                    }
-                )
-                positive = round(max(c, 0.0) * 0.4 + 0.05, 3)
-                negative = round(max(-c, 0.0) * 0.4 + 0.03, 3)
-                score_rows.append(
-                    {
-                        "mention_id": mention_id,
-                        "compound": mention_compound,
-                        "positive": positive if scored else None,
-                        "neutral": round(1 - positive - negative, 3) if scored else None,
-                        "negative": negative if scored else None,
-                        "label": mention_label,
-                        "rating_disagrees": disagrees,
-                        "first_impression": not employee and rng.random() < FIRST_IMPRESSION_SHARE,
-                        "scored_at": collected_at,
-                    }
-                )
+    # Rows are generated in a second process while this one inserts the previous batch; the
+    # cyclic garbage collector is off in both (millions of young dicts, no cycles).
+    gc.disable()
+    starts = list(range(0, mentions, BATCH_MENTIONS))
+    context = multiprocessing.get_context("fork")
+    with ProcessPoolExecutor(
+        1, mp_context=context, initializer=_start_generator, initargs=(mentions, sources)
+    ) as pool:
+        # One worker runs the tasks in order, so the seeded generator's state stays sequential;
+        # at most two batches wait, so memory stays bounded.
+        pending = deque(
+            pool.submit(_generate, first, min(first + BATCH_MENTIONS, mentions))
+            for first in starts[:2]
+        )
+        waiting = inserting = 0.0
+        sentences = assignments = 0
+        with store.engine.connect() as connection:
+            # A bench store can be rebuilt at will: trade durability for build speed, and keep
+            # the indexes being filled in memory.
+            connection.exec_driver_sql("PRAGMA synchronous=OFF")
+            connection.exec_driver_sql("PRAGMA cache_size=-1000000")
+            connection.commit()  # SQLAlchemy began a transaction for the pragmas
             with connection.begin():
-                connection.execute(insert(Mention), mention_rows)
-                connection.execute(insert(MentionScore), score_rows)
-                connection.execute(insert(SentenceScore), sentence_rows)
-                connection.execute(insert(TouchpointAssignment), assignment_rows)
-            done = batch_start + len(mention_rows)
-            if done % 200_000 == 0 or done == mentions:
-                print(
-                    f"  {done:>9,} mentions, {sentence_id:,} sentences, "
-                    f"{assignment_id:,} assignments: {time.monotonic() - began:.0f} s",
-                    flush=True,
+                connection.execute(insert(Run), _runs())
+            for number, first in enumerate(starts):
+                started = time.monotonic()
+                mention_rows, score_rows, sentence_rows, assignment_rows = (
+                    pending.popleft().result()
                 )
-        failed_business, failed_source, reason = FAILED_SOURCE
-        failed_id = next(
-            source_id
-            for source_id, source_name, _, _ in source_ids[
-                [b[0] for b in BUSINESSES].index(failed_business)
-            ]
-            if source_name == failed_source
-        )
-        source_runs = []
-        for run_id in range(1, run_count + 1):
-            for sources in source_ids:
-                for source_id, *_ in sources:
-                    new = collected[(run_id, source_id)]
-                    failed = run_id == run_count and source_id == failed_id
-                    source_runs.append(
-                        {
-                            "run_id": run_id,
-                            "source_id": source_id,
-                            "status": "failed" if failed else ("ok" if new else "empty"),
-                            "new": 0 if failed else new,
-                            "duplicates": 0,
-                            "dropped": 0,
-                            "errors": 1 if failed else 0,
-                            "detail": {"reason": reason} if failed else {},
-                        }
+                if number + 2 < len(starts):
+                    following = starts[number + 2]
+                    pending.append(
+                        pool.submit(_generate, following, min(following + BATCH_MENTIONS, mentions))
                     )
-        with connection.begin():
-            connection.execute(insert(SourceRun), source_runs)
-        analysed = time.monotonic()
-        connection.exec_driver_sql("ANALYZE")
-        connection.commit()
-        print(f"  ANALYZE: {time.monotonic() - analysed:.1f} s", flush=True)
-        connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+                generated = time.monotonic()
+                with connection.begin():
+                    connection.execute(insert(Mention), mention_rows)
+                    connection.execute(insert(MentionScore), score_rows)
+                    connection.execute(insert(SentenceScore), sentence_rows)
+                    connection.execute(insert(TouchpointAssignment), assignment_rows)
+                waiting += generated - started
+                inserting += time.monotonic() - generated
+                sentences += len(sentence_rows)
+                assignments += len(assignment_rows)
+                stop = first + len(mention_rows)
+                if stop % 200_000 == 0 or stop == mentions:
+                    print(
+                        f"  {stop:>9,} mentions, {sentences:,} sentences, {assignments:,} "
+                        f"assignments: {time.monotonic() - began:.0f} s (inserting "
+                        f"{inserting:.0f} s, waiting for rows {waiting:.0f} s)",
+                        flush=True,
+                    )
+            with connection.begin():
+                connection.execute(insert(SourceRun), pool.submit(_source_runs).result())
+            analysed = time.monotonic()
+            connection.exec_driver_sql("ANALYZE")
+            connection.commit()
+            print(f"  ANALYZE: {time.monotonic() - analysed:.1f} s", flush=True)
+            connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
     store.close()
+    gc.enable()
+
+
+_generator: Generator | None = None
+
+
+def _start_generator(mentions: int, sources: list[list[tuple[int, str, str, float]]]) -> None:
+    global _generator
+    gc.disable()
+    _generator = Generator(mentions, SEED, sources)
+
+
+def _generate(first: int, stop: int) -> Batch:
+    assert _generator is not None
+    return _generator.batch(first, stop)
+
+
+def _source_runs() -> list[dict[str, Any]]:
+    assert _generator is not None
+    return _generator.source_runs()
+
+
+def _runs() -> list[dict[str, Any]]:
+    """A crawl every morning at 06:00 UTC; the last one (the digest's Monday) partly failed."""
+    first = datetime.combine(LAST_DAY, datetime.min.time()) - timedelta(days=DAYS - 1, hours=-6)
+    return [
+        {
+            "id": i + 1,
+            "command": "run",
+            "started_at": first + timedelta(days=i),
+            "finished_at": first + timedelta(days=i, minutes=9),
+            "status": "partial" if i == DAYS else "ok",
+        }
+        for i in range(DAYS + 1)
+    ]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -635,6 +704,17 @@ def bench_config(db: Path, output_dir: Path) -> Any:
 def rss_mb() -> float:
     # ru_maxrss is in KiB on Linux.
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def hwm_mb() -> float | None:
+    """This process image's own peak RSS (VmHWM, reset by exec, unlike ru_maxrss); Linux only."""
+    try:
+        for line in Path("/proc/self/status").read_text(encoding="ascii").splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
 
 
 def run_worker(args: argparse.Namespace) -> int:
@@ -706,6 +786,7 @@ def run_worker(args: argparse.Namespace) -> int:
         result["group_by_rows"] = sum(n for _, n, _ in grouped)
     store.close()
     result["rss_peak_mb"] = rss_mb()
+    result["hwm_peak_mb"] = hwm_mb()
     Path(args.result).write_text(json.dumps(result), encoding="utf-8")
     return 0
 
@@ -1018,7 +1099,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         metavar="TABLE(COLUMNS)",
         help="measure again with this index added (repeatable); it is dropped afterwards",
     )
-    parser.add_argument("--worker", choices=("measure", "profile"), help=argparse.SUPPRESS)
+    parser.add_argument("--worker", choices=("build", "measure", "profile"), help=argparse.SUPPRESS)
     parser.add_argument("--output", help=argparse.SUPPRESS)
     parser.add_argument("--result", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -1029,6 +1110,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.worker == "build":
+        build_store(Path(args.db), args.mentions)
+        return 0
     if args.worker == "measure":
         return run_worker(args)
     if args.worker == "profile":

@@ -374,6 +374,9 @@ def demo(database: str | None, verbose: int, quiet: bool) -> None:
     from monitor.demo import DEMO_CONFIG, DEMO_SITE, serve_directory
 
     configure_logging(verbose, quiet)
+    # The demo's platforms are the demo site: no real credentials are sent to it.
+    for name in ("BLUESKY_HANDLE", "BLUESKY_APP_PASSWORD", "MASTODON_TOKEN"):
+        os.environ.pop(name, None)
     with serve_directory(DEMO_SITE) as base_url:
         os.environ["MONITOR_DEMO_SITE"] = base_url
         config = _load(DEMO_CONFIG, database)

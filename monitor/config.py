@@ -208,6 +208,8 @@ class Business(_Strict):
 
 
 class CrawlSettings(_Strict):
+    """How collection behaves: politeness, retries, limits."""
+
     obey_robots: bool = True
     autothrottle: bool = True
     concurrent_requests: Annotated[int, Field(ge=1, le=64)] = 8
@@ -220,6 +222,9 @@ class CrawlSettings(_Strict):
     retries: Annotated[int, Field(ge=0, le=10)] = 3
     retry_backoff: Annotated[float, Field(ge=0)] = 1.0
     """Seconds before the first retry; doubled for each further one (unless Retry-After says)."""
+    scoring_processes: Annotated[int, Field(ge=1, le=64)] | None = None
+    """Processes scoring full batches while collection goes on (default: one per CPU).
+    Small runs never start them."""
     max_page_mb: Annotated[float, Field(gt=0)] = 8.0
     """A page larger than this is not downloaded (a trap or a mistake); it is counted instead."""
 
@@ -275,6 +280,10 @@ class Config(_Strict):
             if not business.competitor:
                 return business
         return self.businesses[0]
+
+    @property
+    def scoring_processes(self) -> int:
+        return self.crawl.scoring_processes or os.cpu_count() or 1
 
     def resolve(self, relative: str) -> Path:
         """A path from the config, taken relative to the config file's folder."""

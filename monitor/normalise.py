@@ -89,7 +89,48 @@ def _identifier() -> Any:
 # Words so common in English that text made of them is English: checked before the (0.1–0.5 ms)
 # statistical detector, which then only sees text that may be something else.
 _ENGLISH_WORDS = frozenset(
-    ["the", "and", "was", "were", "is", "are", "to", "of", "it", "in", "for", "with", "but", "not", "they", "this", "that", "my", "we", "our", "you", "i", "had", "have", "very", "so", "at", "on", "be", "no", "just", "would", "will", "there", "their", "them", "from", "an", "as", "all"]
+    [
+        "the",
+        "and",
+        "was",
+        "were",
+        "is",
+        "are",
+        "to",
+        "of",
+        "it",
+        "in",
+        "for",
+        "with",
+        "but",
+        "not",
+        "they",
+        "this",
+        "that",
+        "my",
+        "we",
+        "our",
+        "you",
+        "i",
+        "had",
+        "have",
+        "very",
+        "so",
+        "at",
+        "on",
+        "be",
+        "no",
+        "just",
+        "would",
+        "will",
+        "there",
+        "their",
+        "them",
+        "from",
+        "an",
+        "as",
+        "all",
+    ]
 )
 _WORD = re.compile(r"[a-z']+")
 

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import multiprocessing
 import os
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Iterable
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -90,7 +92,7 @@ def prepare(
         "published_offset_minutes": offset,
         "collected_at": collected_at,
         "occurred_at": published_at or collected_at,
-        "language": detect_language(text),
+        "language": None,  # detected with the scoring, off the collector's thread
         "owner_reply": clean_text(record.owner_reply) or None,
         "owner_reply_at": reply_at,
         "extra": record.extra,
@@ -104,7 +106,9 @@ def _author(raw: str | None, hashed: bool) -> str | None:
 
 
 def score_and_map(row: dict[str, Any], taxonomy: Taxonomy) -> PreparedMention:
-    """The expensive part: VADER on the text and its sentences, then touchpoints per sentence."""
+    """The expensive part: language, VADER on the text and its sentences, then touchpoints."""
+    if not row.get("language"):
+        row["language"] = detect_language(row["text"])
     sentiment = score_text(row["text"], row["language"], row["rating"])
     scored_at = utc_now()
     return PreparedMention(
@@ -149,9 +153,12 @@ class Ingest:
     batch_size: int = BATCH_SIZE
     hash_authors: bool = False
     batch_seconds: float = BATCH_SECONDS
+    processes: int = 1
+    """Processes that score full batches in parallel while this one keeps collecting."""
     counts: Counter[str] = field(default_factory=Counter)
     _pending: dict[str, dict[str, Any]] = field(default_factory=dict)
     _oldest: float = 0.0
+    _scoring: deque[tuple[Future[list[PreparedMention]], int]] = field(default_factory=deque)
 
     def add(self, record: MentionRecord) -> str:
         """Queue one record; returns ``queued``, ``duplicate`` or raises DroppedMention."""
@@ -171,7 +178,7 @@ class Ingest:
             len(self._pending) >= self.batch_size
             or time.monotonic() - self._oldest >= self.batch_seconds
         ):
-            self.flush()
+            self.flush(wait=False)
         return "queued"
 
     def add_all(self, records: Iterable[MentionRecord]) -> None:
@@ -181,19 +188,67 @@ class Ingest:
             except DroppedMention as dropped:
                 log.warning("dropped a mention (%s)", dropped)
 
-    def flush(self) -> None:
-        """Score what is new in the batch and store it in one transaction."""
-        if not self._pending:
-            return
-        pending, self._pending = self._pending, {}
-        known = self.store.known_keys(pending)
-        fresh = [
-            score_and_map(row, self.taxonomy) for key, row in pending.items() if key not in known
-        ]
-        new = self.store.save(fresh)
+    def flush(self, wait: bool = True) -> None:
+        """Score what is new in the batch and store it in one transaction.
+
+        A full batch, when several processes are allowed, is scored in another process while
+        collecting goes on; ``wait`` (the default, and always at the end) stores everything
+        still being scored before returning.
+        """
+        if self._pending:
+            pending, self._pending = self._pending, {}
+            known = self.store.known_keys(pending)
+            fresh = [row for key, row in pending.items() if key not in known]
+            self.counts["duplicate"] += len(pending) - len(fresh)
+            if self.processes > 1 and len(fresh) >= self.batch_size // 2:
+                pool = scoring_pool(self.taxonomy, self.processes)
+                self._scoring.append((pool.submit(score_rows, fresh), len(fresh)))
+            else:
+                self._store([score_and_map(row, self.taxonomy) for row in fresh], len(fresh))
+        # Keep at most one batch per process in flight: memory stays flat however long the run.
+        while self._scoring and (
+            wait or len(self._scoring) > self.processes or self._scoring[0][0].done()
+        ):
+            future, size = self._scoring.popleft()
+            self._store(future.result(), size)
+
+    def _store(self, prepared: list[PreparedMention], size: int) -> None:
+        new = self.store.save(prepared)
         self.counts["new"] += new
-        # Known before scoring, or stored meanwhile by an overlapping run: either way a duplicate.
-        self.counts["duplicate"] += len(pending) - new
+        # Stored meanwhile by an overlapping run: a duplicate too.
+        self.counts["duplicate"] += size - new
+
+
+_pools: dict[int, ProcessPoolExecutor] = {}
+_worker_taxonomy: Taxonomy | None = None
+
+
+def _start_worker(taxonomy: Taxonomy) -> None:
+    global _worker_taxonomy
+    _worker_taxonomy = taxonomy
+
+
+def score_rows(rows: list[dict[str, Any]]) -> list[PreparedMention]:
+    """Runs in a scoring process, with the taxonomy it was started with."""
+    assert _worker_taxonomy is not None
+    return [score_and_map(row, _worker_taxonomy) for row in rows]
+
+
+def scoring_pool(taxonomy: Taxonomy, processes: int) -> ProcessPoolExecutor:
+    """One pool per taxonomy per process, started on first use (only big runs need it).
+
+    "spawn", not fork: the collector may be a Scrapy process with threads and a reactor.
+    """
+    pool = _pools.get(id(taxonomy))
+    if pool is None:
+        pool = ProcessPoolExecutor(
+            max_workers=processes,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_start_worker,
+            initargs=(taxonomy,),
+        )
+        _pools[id(taxonomy)] = pool
+    return pool
 
 
 class MentionPipeline:
@@ -223,6 +278,7 @@ class MentionPipeline:
             source_id=spider.source_id,
             run_id=getattr(spider, "run_id", None),
             hash_authors=spider.config.privacy.hash_authors,
+            processes=spider.config.scoring_processes,
         )
 
     def process_item(self, item: Any, spider: Any = None) -> Any:

@@ -12,6 +12,7 @@ import logging
 import os
 import socket
 import stat
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -274,7 +275,7 @@ def test_refused_search_without_credentials_skips_the_source(tmp_path: Path) -> 
 
 
 def test_rate_limited_then_served(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(time, "sleep", __import__("threading").Event().wait)  # this test waits
+    monkeypatch.setattr(time, "sleep", threading.Event().wait)  # this test is about waiting
     calls = {"n": 0}
 
     def limited(request: ApiRequest) -> Reply:

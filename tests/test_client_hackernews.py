@@ -100,3 +100,16 @@ def test_malformed_json_is_a_clear_failure(tmp_path: Path) -> None:
     assert outcome.status == "failed"
     assert outcome.reason.endswith("the response is not valid JSON")
     assert server.url in outcome.reason
+
+
+def test_wait_is_read_from_every_rate_limit_header_style() -> None:
+    from datetime import UTC, datetime
+
+    from monitor.clients.http import wait_seconds
+
+    now = datetime(2026, 11, 23, 10, 0, 0, tzinfo=UTC)
+    assert wait_seconds({"Retry-After": "7"}, now) == 7
+    assert wait_seconds({"Retry-After": "Mon, 23 Nov 2026 10:00:30 GMT"}, now) == 30
+    assert wait_seconds({"X-RateLimit-Reset": "2026-11-23T10:05:00.000Z"}, now) == 300  # Mastodon
+    assert wait_seconds({"x-ratelimit-reset": "12"}, now) == 12  # Reddit: seconds to wait
+    assert wait_seconds({}, now) is None

@@ -64,7 +64,7 @@ def test_problem_is_logged_counted_and_survived(
 
 def test_unreachable_source_fails_with_its_reason(tmp_path: Path, site: Site) -> None:
     crawl = _crawl(tmp_path, site, "/bad/missing.html")
-    assert crawl.result.returncode == 1
+    assert crawl.result.returncode == 3  # nothing could be collected
     assert crawl.rows("SELECT status FROM source_runs") == [("failed",)]
     assert "source example-bakery/reviews failed" in crawl.result.stderr
 

@@ -40,6 +40,8 @@ POST_URL = "https://bsky.app/profile/{actor}/post/{rkey}"
 # What a visitor's search gets where public search is closed.
 REFUSED_TO_VISITORS = frozenset({401, 403})
 # An expired access token is a 400 with {"error": "ExpiredToken"}; a revoked one is a 401.
+# ApiError does not carry the body, so any 400 is taken for expiry: a bad request costs one
+# refresh (never a login) before it fails.
 TOKEN_REFUSED = frozenset({400, 401})
 _HTTP_STATUS = re.compile(r": HTTP (\d{3})\b")
 # A name made only of these is one search term; anything else (spaces, Lucene operators such as
@@ -177,8 +179,8 @@ class SessionFile:
             self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0)
             descriptor = os.open(temporary, flags, 0o600)
-            with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-                json.dump(data, handle)
+            with os.fdopen(descriptor, "w", encoding="utf-8") as stream:
+                json.dump(data, stream)
             os.chmod(temporary, 0o600)  # in case a stale temporary file had wider permissions
             os.replace(temporary, self.path)
         except OSError as exc:

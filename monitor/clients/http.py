@@ -26,6 +26,13 @@ RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 class ApiError(Exception):
     """A platform request that failed for good; the message says which URL and why."""
 
+    def __init__(self, message: str, status: int | None = None, body: Any = None) -> None:
+        super().__init__(message)
+        self.status = status
+        """The HTTP status, when the server answered."""
+        self.body = body
+        """The decoded JSON error body, when there was one (e.g. {"error": "ExpiredToken"})."""
+
 
 class MissingCredentials(Exception):
     """A platform that needs credentials the environment does not have: the source is skipped."""
@@ -45,12 +52,26 @@ def wait_seconds(headers: Mapping[str, str], now: datetime | None = None) -> flo
         if when.tzinfo is None:
             when = when.replace(tzinfo=UTC)
         return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
-    reset = headers.get("x-ratelimit-reset") or headers.get("X-RateLimit-Reset")
-    if reset and reset.replace(".", "", 1).isdigit():
+    reset = (
+        headers.get("x-ratelimit-reset")
+        or headers.get("X-RateLimit-Reset")
+        or headers.get("RateLimit-Reset")  # Bluesky: a Unix time
+        or headers.get("ratelimit-reset")
+    )
+    if not reset:
+        return None
+    reset = reset.strip()
+    if reset.replace(".", "", 1).isdigit():
         seconds = float(reset)
         # Some APIs send seconds to wait, others a Unix time: a Unix time is far in the future.
         return max(0.0, seconds - time.time()) if seconds > 1e9 else seconds
-    return None
+    try:  # Mastodon sends an ISO 8601 time, and no Retry-After
+        when = datetime.fromisoformat(reset.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
 
 
 class JsonApi:
@@ -63,7 +84,7 @@ class JsonApi:
         retries: int = 3,
         backoff: float = 1.0,
         retry_after_max: float = 300.0,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], None] | None = None,
     ) -> None:
         self.session = requests.Session()
         self.session.headers["User-Agent"] = user_agent
@@ -72,7 +93,8 @@ class JsonApi:
         self.retries = retries
         self.backoff = backoff
         self.retry_after_max = retry_after_max
-        self.sleep = sleep
+        # Looked up at call time, so a test that replaces time.sleep catches every wait.
+        self.sleep = sleep or (lambda seconds: time.sleep(seconds))
         self.requests_made = 0
 
     def get(self, url: str, params: Mapping[str, Any] | None = None, **kwargs: Any) -> Any:
@@ -97,12 +119,21 @@ class JsonApi:
                 if asked is not None and asked > self.retry_after_max:
                     raise ApiError(
                         f"{method} {response.url}: HTTP {response.status_code}, asked to wait "
-                        f"{asked:.0f} s (more than {self.retry_after_max:.0f} s)"
+                        f"{asked:.0f} s (more than {self.retry_after_max:.0f} s)",
+                        status=response.status_code,
                     )
                 self._pause(attempt, asked, response.url, f"HTTP {response.status_code}")
                 continue
             if response.status_code >= 400:
-                raise ApiError(f"{method} {response.url}: HTTP {response.status_code}")
+                try:
+                    body = response.json()
+                except ValueError:
+                    body = None
+                raise ApiError(
+                    f"{method} {response.url}: HTTP {response.status_code}",
+                    status=response.status_code,
+                    body=body,
+                )
             try:
                 return response.json()
             except (json.JSONDecodeError, ValueError):

@@ -60,7 +60,7 @@ class Listing:
 
 
 def token_variables(instance: str) -> tuple[str, str]:
-    """The environment variables that may hold an access token for this instance, first first."""
+    """The environment variables that may hold an access token for this instance, most specific first."""
     host = urlsplit(instance).hostname or ""
     return f"MASTODON_TOKEN_{re.sub(r'[^A-Za-z0-9]', '_', host).upper()}", "MASTODON_TOKEN"
 
@@ -295,7 +295,7 @@ class Client:
             counts["not_about_business"] += 1
             return None
         self.seen_uris.add(uri)
-        account = status.get("account") if isinstance(status.get("account"), dict) else {}
+        account = status.get("account")
         return MentionRecord(
             business=self.business.key,
             source=self.source.name,
@@ -303,7 +303,7 @@ class Client:
             url=str(status.get("url") or uri),
             kind="comment" if status.get("in_reply_to_id") else "post",
             external_id=f"mastodon:{uri}",
-            author=_full_acct(account or {}),
+            author=_full_acct(account) if isinstance(account, dict) else None,
             published_at=_published(status.get("created_at")),
             extra={
                 "platform": "mastodon",

@@ -214,7 +214,7 @@ def test_hand_picked_hard_case_scores_identically(text: str) -> None:
     assert_identical(text)
 
 
-class ByPositionButAnalyzer(SentimentIntensityAnalyzer):  # type: ignore[misc]
+class ByPositionButAnalyzer(SentimentIntensityAnalyzer):
     """Upstream with the "but" rule applied by position, as one would naively re-implement it."""
 
     @staticmethod

@@ -163,7 +163,11 @@ class Taxonomy:
         """Primary and secondary touchpoints of a mention, from its scored sentences."""
         if kind.startswith("employee") and EMPLOYEE_TOUCHPOINT in self.touchpoints:
             evidence = [{"sentence": None, "text": None, "terms": [f"source kind: {kind}"]}]
-            return [_assignment(EMPLOYEE_TOUCHPOINT, 0, 1.0, sentiment.sentences, evidence)]
+            return [
+                _assignment(
+                    EMPLOYEE_TOUCHPOINT, 0, 1.0, sentiment.sentences, evidence, sentiment.compound
+                )
+            ]
         totals: dict[str, float] = {}
         behind: dict[str, list[Sentence]] = {}
         evidence_for: dict[str, list[dict[str, Any]]] = {}
@@ -190,6 +194,7 @@ class Taxonomy:
                     confidence,
                     behind[touchpoint],
                     evidence_for[touchpoint],
+                    sentiment.compound,
                 )
             )
         if not assignments:
@@ -210,11 +215,17 @@ def _assignment(
     confidence: float,
     sentences: Iterable[Sentence],
     evidence: list[dict[str, Any]],
+    whole: float | None = None,
 ) -> Assignment:
+    """The touchpoint's feeling is that of its own sentences; where they say nothing either way
+    (a plain "waited 45 minutes past my appointment"), the mention's overall feeling stands in,
+    as a reader would take it from the context."""
     scored = [s.compound for s in sentences if s.label != UNSUPPORTED]
     if not scored:
         return Assignment(touchpoint, rank, confidence, None, UNSUPPORTED, evidence)
     compound = round(sum(scored) / len(scored), 4)
+    if whole is not None and label_for(compound) == "neutral":
+        compound = round(whole, 4)
     return Assignment(touchpoint, rank, confidence, compound, label_for(compound), evidence)
 
 

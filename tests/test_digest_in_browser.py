@@ -69,6 +69,8 @@ def browser() -> Iterator[Browser]:
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
+        sync_playwright = None
+    if sync_playwright is None:  # failed outside the except block, so no chained traceback
         pytest.fail(
             "the `playwright` Python package is not installed, so the digest cannot be checked "
             "in a browser: run `make test`, which installs it (with Debian's chromium)",

@@ -12,7 +12,6 @@ from functools import lru_cache
 from pathlib import Path
 
 import yaml
-
 from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
 # The thresholds VADER's authors recommend for a three-way label on the compound score.

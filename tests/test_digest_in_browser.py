@@ -139,7 +139,9 @@ def assert_no_horizontal_overflow(opened: OpenedDigest) -> None:
     page = opened.page
     inner_width = page.evaluate("window.innerWidth")
     # A phone browser zooms out to fit a page that is too wide; that is overflow too.
-    assert inner_width == opened.width, f"the layout viewport is {inner_width}px, not {opened.width}"
+    assert inner_width == opened.width, (
+        f"the layout viewport is {inner_width}px, not {opened.width}"
+    )
     scroll_width = page.evaluate("document.documentElement.scrollWidth")
     if scroll_width > inner_width + SLACK_PX:
         culprits = page.evaluate(

@@ -379,6 +379,14 @@ def demo(database: str | None, verbose: int, quiet: bool) -> None:
         os.environ.pop(name, None)
     with serve_directory(DEMO_SITE) as base_url:
         os.environ["MONITOR_DEMO_SITE"] = base_url
+        # PRAW is pointed at the demo site's recorded Reddit answers, with demo credentials.
+        os.environ.update(
+            praw_client_id="demo-client-id",
+            praw_client_secret="demo-client-secret",
+            praw_reddit_url=f"{base_url}/reddit",
+            praw_oauth_url=f"{base_url}/reddit/",
+            praw_short_url=f"{base_url}/reddit/short",
+        )
         config = _load(DEMO_CONFIG, database)
         store, taxonomy = _open(config)
         code = _collect(config, store, taxonomy, "demo")

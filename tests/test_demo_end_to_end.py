@@ -11,10 +11,20 @@ import pytest
 
 from tests.conftest import run_monitor
 
-# What the bundled demo site holds (config/demo/site): 4 review pages of 10, 10 employee reviews
-# (10 pros, 10 cons, 5 advice sections) and a forum feed of 16 posts, 12 of them about the shop.
-REVIEWS, EMPLOYEE_PARTS, FEED_POSTS = 40, 25, 12
-TOTAL = REVIEWS + EMPLOYEE_PARTS + FEED_POSTS
+# What the bundled demo site holds (config/demo/site), per source: 4 review pages of 10; 10
+# employee reviews (10 pros, 10 cons, 5 advice sections); a forum feed of 16 posts, 12 about the
+# shop; and recorded answers of Hacker News (3 of 4 hits about it), Mastodon (9), Bluesky (5 of 6)
+# and Reddit (4 posts and 3 comments about it, 2 items not).
+PER_SOURCE = {
+    "reviews-site": 40,
+    "job-board": 25,
+    "cycling-forum": 12,
+    "hacker-news": 3,
+    "fediverse": 9,
+    "bluesky": 5,
+    "reddit": 7,
+}
+TOTAL = sum(PER_SOURCE.values())
 
 
 @pytest.fixture(scope="module")
@@ -40,13 +50,20 @@ def test_every_mention_is_stored_once_with_scores_and_a_touchpoint(
     demo_run: tuple[Path, str],
 ) -> None:
     db = _db(demo_run[0])
+    per_source = dict(
+        db.execute(
+            "SELECT s.name, count(*) FROM mentions m JOIN sources s ON s.id = m.source_id GROUP BY s.name"
+        )
+    )
+    assert per_source == PER_SOURCE
     kinds = dict(db.execute("SELECT kind, count(*) FROM mentions GROUP BY kind"))
     assert kinds == {
-        "review": REVIEWS,
+        "review": 40,
         "employee_pros": 10,
         "employee_cons": 10,
         "employee_advice": 5,
-        "post": FEED_POSTS,
+        "post": 12 + 2 + 8 + 3 + 4,
+        "comment": 1 + 1 + 2 + 3,
     }
     assert db.execute("SELECT count(*) FROM mention_scores").fetchone() == (TOTAL,)
     unmapped = db.execute(
@@ -104,9 +121,11 @@ def test_digest_shows_real_numbers_and_links_a_known_negative(demo_run: tuple[Pa
     page = lxml.html.fromstring(html)
     db = _db(workdir)
     week_total = db.execute(
-        "SELECT count(*) FROM mentions WHERE occurred_at >= '2026-11-16' AND occurred_at < '2026-11-23'"
+        "SELECT count(*) FROM mentions WHERE occurred_at >= '2026-11-16' AND occurred_at < '2026-11-23' "
+        "AND kind NOT LIKE 'employee_%'"
     ).fetchone()[0]
     assert week_total >= 8
+    # Customer mentions; employee comments are counted in their own section.
     kpi = page.xpath("//div[@class='kpi'][1]/strong/text()")
     assert kpi == [str(week_total)]
     negatives = page.xpath("//div[contains(@class,'mention neg')]")

@@ -28,7 +28,7 @@ from monitor.touchpoints import load_taxonomy
 from tests.conftest import run_monitor
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Browser, Page, Route
+    from playwright.sync_api import Browser, Dialog, Page, Route
 
 CHROMIUM = Path("/usr/bin/chromium")
 # Without the background-networking, component-update and sync flags Chromium keeps trying to
@@ -69,8 +69,10 @@ def browser() -> Iterator[Browser]:
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
-        sync_playwright = None
-    if sync_playwright is None:  # failed outside the except block, so no chained traceback
+        installed = False
+    else:
+        installed = True
+    if not installed:  # failed outside the except block, so no chained traceback
         pytest.fail(
             "the `playwright` Python package is not installed, so the digest cannot be checked "
             "in a browser: run `make test`, which installs it (with Debian's chromium)",
@@ -116,8 +118,12 @@ def open_digest(browser: Browser, path: Path, viewport: str) -> Iterator[OpenedD
                 opened.strays.append(route.request.url)
                 route.abort()
 
+        def note_and_dismiss(dialog: Dialog) -> None:
+            opened.dialogs.append(dialog.message)
+            dialog.dismiss()
+
         context.route("**/*", only_the_document)
-        page.on("dialog", lambda dialog: (opened.dialogs.append(dialog.message), dialog.dismiss()))
+        page.on("dialog", note_and_dismiss)
         page.goto(url, wait_until="load")
         yield opened
     finally:
@@ -185,16 +191,21 @@ def demo_digest(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def test_the_request_guard_catches_an_outside_asset(browser: Browser, tmp_path: Path) -> None:
-    """The guard below would see an external stylesheet or image, so its silence means something."""
+def test_the_guards_see_an_outside_asset_and_a_dialog(browser: Browser, tmp_path: Path) -> None:
+    """The guards would catch an external stylesheet, an image and an alert: their silence on
+    the digest means something."""
     page = tmp_path / "leaky.html"
     page.write_text(
         '<!DOCTYPE html><link rel="stylesheet" href="https://cdn.example/x.css">'
-        '<img src="logo.png" alt="">',
+        '<img src="logo.png" alt=""><script>alert("ran")</script>',
         encoding="utf-8",
     )
     with open_digest(browser, page, "desktop") as opened:
-        assert opened.strays == ["https://cdn.example/x.css", (tmp_path / "logo.png").as_uri()]
+        assert sorted(opened.strays) == [
+            (tmp_path / "logo.png").as_uri(),
+            "https://cdn.example/x.css",
+        ]
+        assert opened.dialogs == ["ran"]
 
 
 @pytest.mark.parametrize("viewport", ["desktop", "phone"])

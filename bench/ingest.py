@@ -1,0 +1,926 @@
+"""Ingest throughput: ``monitor.pipeline.Ingest`` against a bare SQLAlchemy Core bulk insert.
+
+Generates N mention records (seeded: 20–80-word review texts recombined from varied sentences,
+unique external ids, dates over the two years to 2026-11-22, star ratings, some markup, owner
+replies, job-board comments and a few non-English posts) for one business with three sources, and
+then, on SQLite (a temporary file) and on PostgreSQL (a throw-away database created on
+127.0.0.1:5432 and dropped at the end), each measurement in a freshly migrated schema
+(``Store.open``, so Alembic makes it) and timed with ``time.perf_counter``:
+
+- **bare insert, mentions only** (the baseline): ``connection.execute(insert(Mention), rows)`` in
+  batches of 5,000, one transaction per batch, of the mention rows ``monitor.pipeline.prepare``
+  made before the clock starts. Stores the ``mentions`` table only.
+- **bare insert, all four tables**: the same, plus each batch's ``mention_scores``,
+  ``sentence_scores`` and ``touchpoint_assignments`` rows in the same transaction (mention ids
+  assigned up front): what ``Store.save`` has to store, with no pipeline around it.
+- **ours, full pipeline**: the records through ``Ingest`` (clean, key, known-key lookup, language,
+  VADER, touchpoints, ``Store.save``) with ``processes`` as ``monitor`` configures it by default
+  (one per CPU), on a subset when VADER on all N would not fit the time budget.
+- **ours, storage path**: all N records through ``Ingest`` with ``monitor.pipeline.score_and_map``
+  replaced by a look-up of its result, computed for every mention before the clock starts (on
+  every CPU); everything else (clean, key, de-duplicate, store four tables) is the real code.
+- **ours, rerun**: the same N records through ``Ingest`` again, into the store the storage-path
+  run filled: all duplicates, nothing should be scored or stored.
+
+The generated data is frozen out of the garbage collector's view (``gc.freeze``) before any
+measurement, so no measurement pays for scanning it.
+
+    .venv/bin/python bench/ingest.py [--mentions 200000] [--full-subset 20000] [--profile]
+
+``--profile`` runs the storage path once more on SQLite under cProfile and prints where its time
+goes. A PostgreSQL that cannot be reached is an error (exit status 2), never a skipped half.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import cProfile
+import gc
+import hashlib
+import io
+import multiprocessing
+import os
+import platform
+import pstats
+import random
+import sys
+import tempfile
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, NamedTuple
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from sqlalchemy import insert  # noqa: E402
+
+import monitor.pipeline as pipeline  # noqa: E402
+from monitor.records import MentionRecord  # noqa: E402
+from monitor.store import (  # noqa: E402
+    Mention,
+    MentionScore,
+    PreparedMention,
+    SentenceScore,
+    Store,
+    TouchpointAssignment,
+)
+from monitor.touchpoints import Taxonomy, load_taxonomy  # noqa: E402
+
+DEFAULT_MENTIONS = 200_000
+# VADER costs ~1 ms a mention (whole text and every sentence): 200,000 would take minutes per
+# database, so the full pipeline is measured on a subset unless told otherwise.
+DEFAULT_FULL_SUBSET = 20_000
+BASELINE_BATCH = 5_000
+TARGET_STORAGE_RATIO = 0.5
+TARGET_RERUN_RATIO = 1.0
+SEED = 20261123
+POSTGRES_ADMIN = os.environ.get(
+    "MONITOR_BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+BUSINESS_KEY = "northgate-appliances"
+BUSINESS_NAME = "Northgate Appliances"
+NEWEST = datetime(2026, 11, 22, 21, 0, tzinfo=UTC)
+SPAN = timedelta(days=730)
+
+# ---------------------------------------------------------------------------------------------
+# Generated mentions
+# ---------------------------------------------------------------------------------------------
+
+STAFF = ("Priya", "Tom", "Becky", "Arjun", "Mel", "Dave", "Sofia", "Kwame", "Lena", "Gareth")
+PRODUCTS = (
+    "washing machine",
+    "dishwasher",
+    "fridge freezer",
+    "range cooker",
+    "tumble dryer",
+    "microwave",
+    "induction hob",
+    "extractor hood",
+    "coffee machine",
+    "vacuum cleaner",
+)
+PLACES = ("Leeds", "York", "Harrogate", "Wakefield", "Otley", "Halifax", "Ilkley", "Selby")
+DAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+WEEKS = ("two", "three", "four", "five", "six")
+FIRST_NAMES = (
+    "Amira",
+    "Ben",
+    "Chloe",
+    "Dan",
+    "Elif",
+    "Fatima",
+    "George",
+    "Hannah",
+    "Imran",
+    "Jess",
+    "Kofi",
+    "Laura",
+    "Marek",
+    "Niamh",
+    "Owen",
+    "Rosa",
+    "Sam",
+    "Tomasz",
+    "Uma",
+    "Wen",
+    "Yusuf",
+    "Zoe",
+)
+
+POSITIVE = (
+    "Ordered the {product} on the website on {day} and it was delivered the very next morning.",
+    "{staff} in the showroom was really helpful and knew every model inside out.",
+    "The delivery team rang half an hour ahead, carried it upstairs and took the old one away.",
+    "Installation was quick and tidy, and they tested it before they left.",
+    "Great price, cheaper than the big chains, and the warranty is five years.",
+    "Friendly welcome when I walked in and no pushy sales talk at all.",
+    "The {product} works perfectly and is so much quieter than our old one.",
+    "Paying was easy and the invoice arrived by email straight away.",
+    "Parking right outside the shop in {place} made collecting it easy.",
+    "Customer service answered the phone within a minute and booked an engineer for {day}.",
+    "{staff} sorted out my complaint the same afternoon, no fuss whatsoever.",
+    "Best appliance shop in {place}, we have bought everything here for years.",
+    "The refund for the returned {product} was in my account within three days.",
+    "Clear quote up front and the final bill matched it to the penny.",
+    "The engineer explained how to look after the {product} and left the kitchen spotless.",
+    "Lovely staff, brilliant advice and a fair price, what more could you want.",
+    "Their live chat answered my question about the {product} dimensions in two minutes.",
+    "Fantastic value for money and it arrived well packed without a scratch.",
+)
+NEGATIVE = (
+    "Waited {weeks} weeks for a {product} that was supposed to arrive in four days.",
+    "Nobody answered the phone on {day}, I must have called ten times.",
+    "The website said the {product} was in stock but it was not, and nobody told me.",
+    "{staff} was rude and dismissive when I asked about the warranty.",
+    "The delivery to {place} was late and the box arrived badly damaged.",
+    "My complaint email has had no reply after {weeks} weeks.",
+    "The queue at the till was ages and only one person was serving.",
+    "The online checkout kept crashing at the payment step.",
+    "The installer left a leak under the sink and never came back to fix it.",
+    "The refund took over a month and I had to ring four times to get it.",
+    "Charged twice for the same order and billing could not explain why.",
+    "The {product} broke after a fortnight and the replacement took {weeks} weeks.",
+    "Prices have gone up a lot and the service has got much worse.",
+    "Was promised a call back on {day} and never got one, terrible communication.",
+    "Staff were chatting to each other and ignored me for ten minutes.",
+)
+NEUTRAL = (
+    "Bought a {product} from the {place} branch on a {day}.",
+    "The shop is on the retail park next to the garden centre in {place}.",
+    "I have used them twice now, once for a {product} and once for a repair.",
+    "They open at nine on weekdays and ten on Sundays.",
+    "We were replacing a {product} that was about twelve years old.",
+    "Delivery was booked for {day} between eight and twelve.",
+    "My partner did most of the research before we went in.",
+)
+EMPLOYEE_PROS = (
+    "Supportive managers who listen and a good team spirit in the {place} store.",
+    "Decent pay for retail and the staff discount on appliances is generous.",
+    "Training on the products is thorough and you learn a lot quickly.",
+    "Flexible shifts and they are understanding about family commitments.",
+    "Colleagues are friendly and help each other out when it gets busy.",
+)
+EMPLOYEE_CONS = (
+    "Sales targets are unrealistic and the pressure in the last week of the month is awful.",
+    "Rotas come out late so it is hard to plan anything outside work.",
+    "Head office makes decisions without asking the people on the shop floor.",
+    "Understaffed on weekends, so breaks get cut short.",
+    "Progression is slow unless you are friends with the area manager.",
+)
+FOREIGN = (
+    "Livraison rapide et le technicien était très aimable, je recommande vivement ce magasin.",
+    "Le lave-vaisselle fonctionne bien mais le service client ne répond jamais au téléphone.",
+    "Sehr freundliche Beratung im Laden und die Lieferung kam pünktlich am Dienstag.",
+    "Die Waschmaschine war beschädigt und die Rückerstattung hat sechs Wochen gedauert.",
+    "El personal fue muy amable y la instalación de la nevera fue rápida y limpia.",
+    "La entrega llegó tarde y nadie contestó mis correos durante dos semanas.",
+)
+OWNER_REPLIES = (
+    "Thank you for taking the time to leave a review, {name}. We are glad it all went well.",
+    "Hi {name}, we are sorry to hear this. Please email our care team so we can put it right.",
+    "Thanks {name}! We have passed your kind words on to the team in {place}.",
+)
+TITLES = {
+    5: ("Brilliant service", "Can't fault them", "Highly recommend", "Fast and friendly"),
+    4: ("Good shop, small niggle", "Would use again", "Helpful staff", "Solid service"),
+    3: ("Mixed experience", "OK but slow", "Good product, poor communication", "Average"),
+    2: ("Disappointing", "Slow and unhelpful", "Poor follow-up", "Not what I expected"),
+    1: ("Avoid", "Still waiting for my refund", "Terrible communication", "Never again"),
+}
+OFFSETS = (0, 0, 0, 60, 60, -300, 330, 600)
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    name: str
+    type: str
+    share: float
+
+
+SOURCES = (
+    SourceSpec("reviews", "structured_data", 0.80),
+    SourceSpec("jobs", "structured_data", 0.08),
+    SourceSpec("mastodon", "mastodon", 0.12),
+)
+
+
+def _fill(template: str, rng: random.Random) -> str:
+    return template.format(
+        staff=rng.choice(STAFF),
+        product=rng.choice(PRODUCTS),
+        place=rng.choice(PLACES),
+        day=rng.choice(DAYS),
+        weeks=rng.choice(WEEKS),
+    )
+
+
+def _compose(rng: random.Random, pools: Sequence[tuple[float, Sequence[str]]]) -> str:
+    """20–80 words of distinct sentences, each drawn from a pool picked by its weight."""
+    target = rng.randint(20, 80)
+    weights = [w for w, _ in pools]
+    sentences: list[str] = []
+    words = 0
+    for _ in range(60):
+        if words >= target:
+            break
+        pool = rng.choices([p for _, p in pools], weights=weights)[0]
+        sentence = _fill(rng.choice(pool), rng)
+        length = len(sentence.split())
+        if words + length > 80 or sentence in sentences:
+            continue
+        sentences.append(sentence)
+        words += length
+    return " ".join(sentences)
+
+
+def review_text(stars: int, rng: random.Random) -> str:
+    share_positive = {5: 0.9, 4: 0.75, 3: 0.45, 2: 0.2, 1: 0.05}[stars]
+    return _compose(
+        rng,
+        [(0.2, NEUTRAL), (0.8 * share_positive, POSITIVE), (0.8 - 0.8 * share_positive, NEGATIVE)],
+    )
+
+
+def _marked_up(text: str, rng: random.Random) -> str:
+    """Some sources hand over HTML: paragraphs, line breaks and entities for clean_text to undo."""
+    sentences = text.split(". ")
+    cut = rng.randint(1, max(1, len(sentences) - 1))
+    html = "<p>" + ". ".join(sentences[:cut]) + ".</p><p>" + ". ".join(sentences[cut:]) + "</p>"
+    return html.replace(" and ", " &amp; ", 1).replace("..", ".")
+
+
+def generate_records(count: int, seed: int = SEED) -> list[MentionRecord]:
+    """``count`` mentions of one business across its sources, newest on 2026-11-22."""
+    rng = random.Random(seed)
+    names = [s.name for s in SOURCES]
+    shares = [s.share for s in SOURCES]
+    records: list[MentionRecord] = []
+    for number in range(count):
+        source = rng.choices(names, weights=shares)[0]
+        moment = NEWEST - SPAN * rng.random()
+        offset = rng.choice(OFFSETS)
+        published = moment.astimezone(timezone(timedelta(minutes=offset))).replace(microsecond=0)
+        author = f"{rng.choice(FIRST_NAMES)} {rng.choice('ABCDEFGHJKLMNOPRSTW')}."
+        stars = rng.choices((5, 4, 3, 2, 1), weights=(40, 25, 12, 10, 13))[0]
+        title: str | None = None
+        owner_reply: str | None = None
+        owner_reply_at: datetime | None = None
+        extra: dict[str, Any] = {}
+        rating: float | None = (stars - 1) / 4
+        rating_raw: str | None = f"{stars}/5"
+        if source == "jobs":
+            kind = rng.choice(("employee_pros", "employee_cons"))
+            pool = EMPLOYEE_PROS if kind == "employee_pros" else EMPLOYEE_CONS
+            text = _compose(rng, [(1.0, pool), (0.3, NEUTRAL)])
+            external_id = f"jobs:review-{number:07d}-{kind[9:]}"
+            url = f"https://jobs.example/northgate/reviews/{number}"
+            extra = {"role": rng.choice(("Sales Advisor", "Delivery Driver", "Store Manager"))}
+        elif source == "mastodon":
+            kind = "post"
+            rating = rating_raw = None
+            if rng.random() < 0.25:
+                text = " ".join(rng.sample(FOREIGN, 2))
+            else:
+                text = review_text(stars, rng) + rng.choice(("", " #appliances", " @northgate"))
+            external_id = f"mastodon:social.example/{number:07d}{rng.getrandbits(24):06x}"
+            url = f"https://social.example/@{author.split()[0].lower()}/{number}"
+            extra = {"boosts": rng.randint(0, 12), "favourites": rng.randint(0, 40)}
+        else:
+            kind = "review"
+            text = review_text(stars, rng)
+            if rng.random() < 0.15:
+                text = _marked_up(text, rng)
+            title = rng.choice(TITLES[stars])
+            external_id = f"https://reviews.example/northgate#r-{number:07d}"
+            url = f"https://reviews.example/northgate?page={1 + number // 20}"
+            if rng.random() < 0.3:
+                owner_reply = rng.choice(OWNER_REPLIES).format(
+                    name=author.split()[0], place=rng.choice(PLACES)
+                )
+                owner_reply_at = published + timedelta(hours=rng.randint(2, 96))
+        records.append(
+            MentionRecord(
+                business=BUSINESS_KEY,
+                source=source,
+                text=text,
+                url=url,
+                kind=kind,
+                external_id=external_id,
+                title=title,
+                author=author,
+                published_at=published,
+                rating=rating,
+                rating_raw=rating_raw,
+                owner_reply=owner_reply,
+                owner_reply_at=owner_reply_at,
+                extra=extra,
+            )
+        )
+    return records
+
+
+# ---------------------------------------------------------------------------------------------
+# Prepared rows and precomputed scores (all before any clock starts)
+# ---------------------------------------------------------------------------------------------
+
+
+class Scored(NamedTuple):
+    """What ``score_and_map`` adds to a prepared row."""
+
+    language: str
+    score: dict[str, Any]
+    sentences: list[dict[str, Any]]
+    assignments: list[dict[str, Any]]
+
+
+@dataclass
+class Dataset:
+    records: list[MentionRecord]
+    rows: list[dict[str, Any]]
+    """Mention columns from ``prepare`` (language filled in), in record order."""
+    scored: dict[str, Scored]
+    """By de-duplication key."""
+    child_rows: int = 0
+
+    def by_source(self, records: Sequence[MentionRecord]) -> dict[str, list[MentionRecord]]:
+        grouped: dict[str, list[MentionRecord]] = {s.name: [] for s in SOURCES}
+        for record in records:
+            grouped[record.source].append(record)
+        return grouped
+
+
+_worker_taxonomy: Taxonomy | None = None
+
+
+def _start_scorer() -> None:
+    global _worker_taxonomy
+    _worker_taxonomy = load_taxonomy()
+
+
+def _score_chunk(rows: list[dict[str, Any]]) -> list[tuple[str, Scored]]:
+    assert _worker_taxonomy is not None
+    out = []
+    for row in rows:
+        prepared = pipeline.score_and_map(row, _worker_taxonomy)
+        out.append(
+            (
+                row["dedup_key"],
+                Scored(
+                    prepared.row["language"],
+                    prepared.score,
+                    prepared.sentences,
+                    prepared.assignments,
+                ),
+            )
+        )
+    return out
+
+
+def build_dataset(count: int, taxonomy: Taxonomy) -> Dataset:
+    records = generate_records(count)
+    rows = []
+    for record in records:
+        _key, row = pipeline.prepare(record, taxonomy)
+        row["source"] = record.source  # which source id to give it; removed per database
+        rows.append(row)
+    keys = {row["dedup_key"] for row in rows}
+    if len(keys) != len(rows):
+        raise SystemExit(f"generated records share keys: {len(rows) - len(keys)} duplicates")
+    scored: dict[str, Scored] = {}
+    chunk = 2_000
+    chunks = [rows[i : i + chunk] for i in range(0, len(rows), chunk)]
+    workers = os.cpu_count() or 1
+    context = multiprocessing.get_context("fork")
+    with context.Pool(workers, initializer=_start_scorer) as pool:
+        for results in pool.imap_unordered(_score_chunk, chunks):
+            scored.update(results)
+    for row in rows:
+        row["language"] = scored[row["dedup_key"]].language
+    child_rows = sum(1 + len(s.sentences) + len(s.assignments) for s in scored.values())
+    return Dataset(records, rows, scored, child_rows)
+
+
+# ---------------------------------------------------------------------------------------------
+# Databases
+# ---------------------------------------------------------------------------------------------
+
+
+class Database:
+    """Where measurements run; ``fresh()`` gives the URL of an empty, unmigrated database."""
+
+    name: str
+
+    def fresh(self, label: str) -> str:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+
+class SQLiteDatabase(Database):
+    name = "SQLite"
+
+    def __init__(self) -> None:
+        self._directory = tempfile.TemporaryDirectory(prefix="bench-ingest-")
+
+    def fresh(self, label: str) -> str:
+        path = Path(self._directory.name) / f"{label}-{uuid.uuid4().hex[:6]}.db"
+        return f"sqlite:///{path}"
+
+    def close(self) -> None:
+        self._directory.cleanup()
+
+
+class PostgresDatabase(Database):
+    """A throw-away database on the server of this machine, emptied (schema dropped) per use."""
+
+    name = "PostgreSQL"
+
+    def __init__(self, admin_url: str) -> None:
+        import psycopg
+
+        self._admin_url = admin_url
+        self._name = f"monitor_bench_{uuid.uuid4().hex[:12]}"
+        self._admin = psycopg.connect(admin_url, autocommit=True, connect_timeout=5)
+        self._admin.execute(f'CREATE DATABASE "{self._name}"')
+        self.url = (
+            admin_url.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://")
+            + f"/{self._name}"
+        )
+        self.server_version = str(
+            self._admin.execute("SHOW server_version").fetchone()[0]  # type: ignore[index]
+        )
+
+    def fresh(self, label: str) -> str:
+        from sqlalchemy import create_engine, text
+
+        engine = create_engine(self.url)
+        with engine.begin() as connection:
+            connection.execute(text("DROP SCHEMA public CASCADE"))
+            connection.execute(text("CREATE SCHEMA public"))
+        engine.dispose()
+        return self.url
+
+    def close(self) -> None:
+        self._admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
+            (self._name,),
+        )
+        self._admin.execute(f'DROP DATABASE IF EXISTS "{self._name}"')
+        self._admin.close()
+
+
+def connect_postgres() -> PostgresDatabase:
+    import psycopg
+
+    try:
+        return PostgresDatabase(POSTGRES_ADMIN)
+    except psycopg.OperationalError as exc:
+        print(
+            "\n" + "!" * 100 + f"\nERROR: PostgreSQL is not reachable at {POSTGRES_ADMIN}:\n"
+            f"  {str(exc).strip()}\nThis benchmark measures SQLite AND PostgreSQL in the same run; "
+            "start the server (or set MONITOR_BENCH_POSTGRES) and run it again.\n" + "!" * 100,
+            file=sys.stderr,
+        )
+        raise SystemExit(2) from None
+
+
+def open_store(url: str) -> tuple[Store, dict[str, int], int]:
+    """A migrated store with the business and its sources; returns their ids."""
+    store = Store.open(url)
+    business_id = store.business_id(BUSINESS_KEY, BUSINESS_NAME)
+    sources = {s.name: store.source_id(business_id, s.name, s.type) for s in SOURCES}
+    return store, sources, business_id
+
+
+# ---------------------------------------------------------------------------------------------
+# Measurements
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Measurement:
+    name: str
+    mentions: int
+    seconds: float
+    rows: int = 0
+    """Rows written, when other than one per mention."""
+    counts: dict[str, int] = field(default_factory=dict)
+    note: str = ""
+
+    @property
+    def per_second(self) -> float:
+        return self.mentions / self.seconds
+
+    @property
+    def rows_per_second(self) -> float:
+        return (self.rows or self.mentions) / self.seconds
+
+
+def mention_rows(
+    rows: Sequence[dict[str, Any]], sources: dict[str, int], business_id: int
+) -> list[dict[str, Any]]:
+    """Rows as ``Ingest`` hands them to the store: with business, source and run ids."""
+    out = []
+    for row in rows:
+        values = {k: v for k, v in row.items() if k != "source"}
+        values.update(business_id=business_id, source_id=sources[row["source"]], run_id=None)
+        out.append(values)
+    return out
+
+
+def measure_bare_mentions(database: Database, data: Dataset) -> Measurement:
+    store, sources, business_id = open_store(database.fresh("bare-mentions"))
+    try:
+        rows = mention_rows(data.rows, sources, business_id)
+        gc.collect()
+        started = time.perf_counter()
+        for start in range(0, len(rows), BASELINE_BATCH):
+            with store.engine.begin() as connection:
+                connection.execute(insert(Mention), rows[start : start + BASELINE_BATCH])
+        seconds = time.perf_counter() - started
+    finally:
+        store.close()
+    return Measurement("bare insert, mentions only", len(rows), seconds)
+
+
+def measure_bare_all_tables(database: Database, data: Dataset) -> Measurement:
+    store, sources, business_id = open_store(database.fresh("bare-all"))
+    try:
+        rows = mention_rows(data.rows, sources, business_id)
+        batches = []
+        for start in range(0, len(rows), BASELINE_BATCH):
+            mentions, scores, sentences, assignments = [], [], [], []
+            for number, row in enumerate(rows[start : start + BASELINE_BATCH], start + 1):
+                scored = data.scored[row["dedup_key"]]
+                mentions.append({**row, "id": number})
+                scores.append({**scored.score, "mention_id": number})
+                sentences.extend({**s, "mention_id": number} for s in scored.sentences)
+                assignments.extend({**a, "mention_id": number} for a in scored.assignments)
+            batches.append((mentions, scores, sentences, assignments))
+        written = sum(len(t) for batch in batches for t in batch)
+        gc.collect()
+        started = time.perf_counter()
+        for mentions, scores, sentences, assignments in batches:
+            with store.engine.begin() as connection:
+                connection.execute(insert(Mention), mentions)
+                connection.execute(insert(MentionScore), scores)
+                connection.execute(insert(SentenceScore), sentences)
+                connection.execute(insert(TouchpointAssignment), assignments)
+        seconds = time.perf_counter() - started
+    finally:
+        store.close()
+    return Measurement("bare insert, all four tables", len(rows), seconds, rows=written)
+
+
+@contextlib.contextmanager
+def scorer(
+    replacement: Callable[[dict[str, Any], Taxonomy], PreparedMention] | None,
+) -> Iterator[None]:
+    """``monitor.pipeline.score_and_map`` replaced for the duration (``Ingest`` looks it up there)."""
+    original = pipeline.score_and_map
+    if replacement is not None:
+        pipeline.score_and_map = replacement
+    try:
+        yield
+    finally:
+        pipeline.score_and_map = original
+
+
+def precomputed_scorer(
+    data: Dataset,
+) -> Callable[[dict[str, Any], Taxonomy], PreparedMention]:
+    def look_up(row: dict[str, Any], taxonomy: Taxonomy) -> PreparedMention:
+        scored = data.scored[row["dedup_key"]]
+        row["language"] = scored.language
+        return PreparedMention(row, scored.score, scored.sentences, scored.assignments)
+
+    return look_up
+
+
+def counting_scorer(counter: Counter[str]) -> Callable[[dict[str, Any], Taxonomy], PreparedMention]:
+    real = pipeline.score_and_map
+
+    def counted(row: dict[str, Any], taxonomy: Taxonomy) -> PreparedMention:
+        counter["scored"] += 1
+        return real(row, taxonomy)
+
+    return counted
+
+
+def run_ingest(
+    url: str,
+    data: Dataset,
+    records: Sequence[MentionRecord],
+    taxonomy: Taxonomy,
+    processes: int,
+    replacement: Callable[[dict[str, Any], Taxonomy], PreparedMention] | None = None,
+    profiler: cProfile.Profile | None = None,
+) -> tuple[float, Counter[str]]:
+    """Time ``Ingest`` over the records, one ``Ingest`` per source as a run does."""
+    store, sources, business_id = open_store(url)
+    counts: Counter[str] = Counter()
+    try:
+        grouped = data.by_source(records)
+        gc.collect()
+        with scorer(replacement):
+            if profiler is not None:
+                profiler.enable()
+            started = time.perf_counter()
+            for source, source_records in grouped.items():
+                ingest = pipeline.Ingest(
+                    store, taxonomy, business_id, sources[source], processes=processes
+                )
+                ingest.add_all(source_records)
+                ingest.flush()
+                counts.update(ingest.counts)
+            seconds = time.perf_counter() - started
+            if profiler is not None:
+                profiler.disable()
+    finally:
+        store.close()
+        stop_scoring_pools()
+    return seconds, counts
+
+
+def stop_scoring_pools() -> None:
+    """Each measurement starts its scoring processes afresh, as a cron run does."""
+    for pool in pipeline._pools.values():
+        pool.shutdown()
+    pipeline._pools.clear()
+
+
+def measure_database(
+    database: Database, data: Dataset, taxonomy: Taxonomy, full_subset: int
+) -> list[Measurement]:
+    results = [measure_bare_mentions(database, data), measure_bare_all_tables(database, data)]
+    results[1].note = f"{results[1].rows:,} rows"
+
+    processes = os.cpu_count() or 1
+    subset = data.records[:full_subset]
+    seconds, counts = run_ingest(database.fresh("full"), data, subset, taxonomy, processes)
+    results.append(
+        Measurement(
+            f"ours, full pipeline (VADER, {processes} processes)",
+            len(subset),
+            seconds,
+            counts=dict(counts),
+            note=f"first {len(subset):,} of {len(data.records):,}"
+            if len(subset) < len(data.records)
+            else "",
+        )
+    )
+
+    url = database.fresh("storage")
+    seconds, counts = run_ingest(
+        url, data, data.records, taxonomy, 1, replacement=precomputed_scorer(data)
+    )
+    results.append(
+        Measurement(
+            "ours, storage path (scores precomputed)",
+            len(data.records),
+            seconds,
+            counts=dict(counts),
+        )
+    )
+
+    scored: Counter[str] = Counter()
+    seconds, counts = run_ingest(
+        url, data, data.records, taxonomy, processes, replacement=counting_scorer(scored)
+    )
+    results.append(
+        Measurement(
+            "ours, rerun (all duplicates)",
+            len(data.records),
+            seconds,
+            counts={**counts, "scored": scored["scored"]},
+        )
+    )
+    return results
+
+
+def check(results: list[Measurement], total: int) -> list[str]:
+    """What the measurements stored must be what was asked: every mention once, then none."""
+    problems = []
+    full, storage, rerun = results[2], results[3], results[4]
+    if full.counts.get("new") != full.mentions:
+        problems.append(f"full pipeline stored {full.counts.get('new')} of {full.mentions}")
+    if storage.counts.get("new") != total:
+        problems.append(f"storage path stored {storage.counts.get('new')} of {total}")
+    if rerun.counts.get("new", 0) != 0 or rerun.counts.get("duplicate") != total:
+        problems.append(f"rerun counts {rerun.counts} (expected {total} duplicates, 0 new)")
+    if rerun.counts.get("scored"):
+        problems.append(f"rerun scored {rerun.counts['scored']} mentions (expected none)")
+    return problems
+
+
+# ---------------------------------------------------------------------------------------------
+# Output
+# ---------------------------------------------------------------------------------------------
+
+
+def print_table(database: str, results: list[Measurement]) -> None:
+    bare, bare_all, full, storage, rerun = results
+    print(f"\n### {database}\n")
+    print(
+        "| measurement | mentions | seconds | mentions/s | rows/s | vs bare (mentions only) | note |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---|")
+    for m in results:
+        print(
+            f"| {m.name} | {m.mentions:,} | {m.seconds:.2f} | {m.per_second:,.0f} "
+            f"| {m.rows_per_second:,.0f} | {m.per_second / bare.per_second:.2f}× | {m.note} |"
+        )
+    verdict = "meets" if storage.per_second >= TARGET_STORAGE_RATIO * bare.per_second else "MISSES"
+    print(
+        f"\n- storage path / bare insert (mentions only): "
+        f"**{storage.per_second / bare.per_second:.2f}×** — {verdict} the ≥ "
+        f"{TARGET_STORAGE_RATIO}× target (the bare insert stores only the mentions table; ours "
+        f"stores four tables and cleans and keys every record)"
+    )
+    print(
+        f"- storage path / bare insert (all four tables): "
+        f"**{storage.per_second / bare_all.per_second:.2f}×** (like with like: same rows stored)"
+    )
+    print(
+        f"- full pipeline / bare insert (mentions only): "
+        f"**{full.per_second / bare.per_second:.3f}×** (VADER dominates)"
+    )
+    verdict = "meets" if rerun.per_second >= TARGET_RERUN_RATIO * storage.per_second else "MISSES"
+    print(
+        f"- rerun / first run (storage path): **{rerun.per_second / storage.per_second:.2f}×** — "
+        f"{verdict} the ≥ 1× target; rerun / full pipeline: "
+        f"**{rerun.per_second / full.per_second:.1f}×**"
+    )
+    print(f"- counts: full {full.counts}, storage {storage.counts}, rerun {rerun.counts}")
+
+
+def print_profile(profiler: cProfile.Profile, top: int = 25) -> None:
+    stream = io.StringIO()
+    stats = pstats.Stats(profiler, stream=stream)
+    stats.sort_stats("cumulative").print_stats(top)
+    print(
+        "\ncProfile of the storage path on SQLite (cumulative; cProfile inflates many small calls)"
+    )
+    print(stream.getvalue())
+
+
+def code_fingerprint() -> str:
+    """A short hash of the project's Python sources, tying the figures to the code measured."""
+    digest = hashlib.sha256()
+    for path in sorted([*ROOT.glob("monitor/**/*.py"), *ROOT.glob("spiders/*.py")]):
+        digest.update(path.relative_to(ROOT).as_posix().encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+def cpu_busy_share(seconds: float = 1.0) -> float | None:
+    """Share of all CPUs busy during a short sample (Linux ``/proc/stat``); None elsewhere."""
+
+    def idle_and_total() -> tuple[int, int]:
+        first_line = Path("/proc/stat").read_text(encoding="ascii").split("\n", 1)[0]
+        ticks = [int(v) for v in first_line.split()[1:]]
+        return ticks[3] + ticks[4], sum(ticks)
+
+    try:
+        idle_before, total_before = idle_and_total()
+        time.sleep(seconds)
+        idle_after, total_after = idle_and_total()
+    except (OSError, ValueError, IndexError):
+        return None
+    elapsed = total_after - total_before
+    return 1 - (idle_after - idle_before) / elapsed if elapsed > 0 else None
+
+
+def _version(package: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(package)
+    except PackageNotFoundError:
+        return "?"
+
+
+def _load_average() -> str:
+    return " ".join(f"{load:.2f}" for load in os.getloadavg()) + " (1, 5, 15 min)"
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument("--mentions", type=int, default=DEFAULT_MENTIONS, help="records to ingest")
+    parser.add_argument(
+        "--full-subset",
+        type=int,
+        default=DEFAULT_FULL_SUBSET,
+        help="records measured through the full pipeline with VADER (0: all)",
+    )
+    parser.add_argument(
+        "--profile", action="store_true", help="cProfile the storage path on SQLite afterwards"
+    )
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    began = time.perf_counter()
+    postgres = connect_postgres()  # first: an unreachable server fails before minutes of work
+    databases: list[Database] = [SQLiteDatabase(), postgres]
+    try:
+        import sqlalchemy
+
+        busy = cpu_busy_share()
+        print(f"# bench/ingest.py — {datetime.now(UTC):%Y-%m-%d %H:%M} UTC")
+        print(
+            f"Python {platform.python_version()}, SQLAlchemy {sqlalchemy.__version__}, "
+            f"psycopg {_version('psycopg')}, SQLite {__import__('sqlite3').sqlite_version}, "
+            f"PostgreSQL {postgres.server_version}, vaderSentiment {_version('vaderSentiment')}, "
+            f"{os.cpu_count()} CPUs"
+        )
+        print(f"code: sha256 of monitor/**/*.py + spiders/*.py = {code_fingerprint()}")
+        shown = "?" if busy is None else f"{busy:.0%}"
+        print(f"CPUs busy before the run: {shown}; load average {_load_average()}")
+
+        taxonomy = load_taxonomy()
+        started = time.perf_counter()
+        data = build_dataset(args.mentions, taxonomy)
+        gc.collect()
+        gc.freeze()
+        kinds = Counter(r.kind for r in data.records)
+        languages = Counter(row["language"] for row in data.rows)
+        words = [len(r["text"].split()) for r in data.rows]
+        print(
+            f"generated {len(data.records):,} records, prepared and scored them in "
+            f"{time.perf_counter() - started:.1f} s (untimed): kinds {dict(kinds)}, "
+            f"languages {dict(languages)}, words {min(words)}–{max(words)} "
+            f"(mean {sum(words) / len(words):.0f}), {data.child_rows:,} score/sentence/touchpoint "
+            "rows"
+        )
+        full_subset = args.full_subset or args.mentions
+        if full_subset < args.mentions:
+            print(
+                f"NOTE: the full pipeline (with VADER) is measured on the first {full_subset:,} "
+                f"records only, to keep the run within ~8 minutes; the storage-path and rerun "
+                f"figures use all {args.mentions:,}."
+            )
+
+        problems: list[str] = []
+        tables: list[tuple[str, list[Measurement]]] = []
+        for database in databases:
+            results = measure_database(database, data, taxonomy, full_subset)
+            problems += [f"{database.name}: {p}" for p in check(results, args.mentions)]
+            tables.append((database.name, results))
+            print_table(database.name, results)
+            sys.stdout.flush()
+
+        if args.profile:
+            profiler = cProfile.Profile()
+            run_ingest(
+                databases[0].fresh("profile"),
+                data,
+                data.records,
+                taxonomy,
+                1,
+                replacement=precomputed_scorer(data),
+                profiler=profiler,
+            )
+            print_profile(profiler)
+
+        print(
+            f"\nwhole run: {time.perf_counter() - began:.0f} s; load average at end: "
+            f"{_load_average()}"
+        )
+        for problem in problems:
+            print(f"PROBLEM: {problem}", file=sys.stderr)
+        return 1 if problems else 0
+    finally:
+        for database in databases:
+            database.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

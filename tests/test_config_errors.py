@@ -80,3 +80,12 @@ def test_missing_config_file(tmp_path: Path) -> None:
     result = run_monitor("digest", "--config", str(tmp_path / "nope.yaml"), cwd=tmp_path)
     assert result.returncode == 2
     assert "no such config file" in result.stderr
+
+
+def test_bundled_configs_are_valid() -> None:
+    from monitor.config import load_config
+
+    root = Path(__file__).resolve().parent.parent / "config"
+    for name in ("demo.yaml", "example.yaml"):
+        config = load_config(root / name)
+        assert config.businesses[0].sources

@@ -284,23 +284,30 @@ EMOJIS = sorted(ORIGINAL.emojis)
 MARKS = ["!", "?", "!!!", "???", ".", ",", "...", ":)", ":(", ":D", "-", "'", '"']
 
 
+# Built once: hypothesis labels a sampled_from by walking all its elements, so creating these
+# inside the composite for every word made the test spend its time there.
+WORDS = st.one_of(
+    st.sampled_from(LEXICON_WORDS),
+    st.sampled_from(RULE_WORDS),
+    st.sampled_from(EMOJIS),
+    st.sampled_from(MARKS),
+)
+CASES = st.sampled_from(["as is", "upper", "title"])
+BEFORE = st.sampled_from(["", "", "", '"', "(", "#"])
+AFTER = st.sampled_from(["", "", "", ",", ".", "!", "?", "!!", ")", "😍"])
+SEPARATOR = st.sampled_from([" ", " ", " ", "  ", "\t", "\n", ""])
+
+
 @st.composite
 def styled_word(draw: st.DrawFn) -> str:
-    word = draw(
-        st.one_of(
-            st.sampled_from(LEXICON_WORDS),
-            st.sampled_from(RULE_WORDS),
-            st.sampled_from(EMOJIS),
-            st.sampled_from(MARKS),
-        )
-    )
-    case = draw(st.sampled_from(["as is", "upper", "title"]))
+    word = draw(WORDS)
+    case = draw(CASES)
     if case == "upper":
         word = word.upper()
     elif case == "title":
         word = word.title()
-    before = draw(st.sampled_from(["", "", "", '"', "(", "#"]))
-    after = draw(st.sampled_from(["", "", "", ",", ".", "!", "?", "!!", ")", "😍"]))
+    before = draw(BEFORE)
+    after = draw(AFTER)
     return before + word + after
 
 
@@ -309,7 +316,7 @@ def sentence(draw: st.DrawFn) -> str:
     words = draw(st.lists(styled_word(), max_size=30))
     separators = draw(
         st.lists(
-            st.sampled_from([" ", " ", " ", "  ", "\t", "\n", ""]),
+            SEPARATOR,
             min_size=len(words),
             max_size=len(words),
         )

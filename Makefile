@@ -4,6 +4,8 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
+CHROMIUM := /usr/bin/chromium
+
 .PHONY: demo test lint clean bench
 
 $(BIN)/python:
@@ -18,8 +20,15 @@ $(STAMP): pyproject.toml | $(BIN)/python
 demo: $(STAMP)
 	$(BIN)/monitor demo
 
+# tests/test_digest_in_browser.py opens the digest in Debian's Chromium through Playwright;
+# `playwright install` would download a browser of its own, which this machine's network refuses.
+$(CHROMIUM):
+	@echo "$@ is missing: installing Debian's chromium for the browser test of the digest"
+	@if [ "$$(id -u)" -ne 0 ]; then echo "run as root: apt-get install -y --no-install-recommends chromium" >&2; exit 1; fi
+	DEBIAN_FRONTEND=noninteractive apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium
+
 ## test: lint, type-check and run the whole test suite
-test: $(STAMP)
+test: $(STAMP) $(CHROMIUM)
 	$(BIN)/ruff check monitor spiders tests bench
 	$(BIN)/ruff format --check monitor spiders tests bench
 	$(BIN)/mypy

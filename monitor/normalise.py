@@ -132,21 +132,17 @@ _ENGLISH_WORDS = frozenset(
         "all",
     ]
 )
-_WORD = re.compile(r"[a-z']+")
-
-
-def _plainly_english(text: str) -> bool:
-    if not text.isascii():
-        return False
-    words = _WORD.findall(text.lower())
-    return len(words) >= 6 and sum(w in _ENGLISH_WORDS for w in words) >= 0.25 * len(words)
+_WORD = re.compile(r"[a-z']+")  # ASCII words only: text in other scripts goes to the model
 
 
 def detect_language(text: str, default: str = "en") -> str:
     """ISO 639-1 code of the text's language; short or uncertain text gets ``default``."""
-    letters = sum(ch.isalpha() for ch in text)
-    if letters < _MIN_LETTERS_FOR_DETECTION or _plainly_english(text):
-        return "en" if letters >= _MIN_LETTERS_FOR_DETECTION else default
+    words = _WORD.findall(text.lower())
+    english = sum(w in _ENGLISH_WORDS for w in words)
+    if len(words) >= 6 and english >= 0.25 * len(words):
+        return "en"  # plainly English: no need to ask the model
+    if sum(ch.isalpha() for ch in text) < _MIN_LETTERS_FOR_DETECTION:
+        return default
     language, confidence = _identifier().classify(text)
     return str(language) if confidence >= _MIN_CONFIDENCE else default
 

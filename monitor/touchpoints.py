@@ -89,10 +89,13 @@ def _stemmer() -> Stemmer.Stemmer:
     return Stemmer.Stemmer("english")
 
 
-def stems(text: str) -> list[str]:
-    """The Snowball stems of the words of ``text`` ("delivered", "delivering" → "deliv")."""
+@lru_cache(maxsize=8192)
+def stems(text: str) -> tuple[str, ...]:
+    """The Snowball stems of the words of ``text`` ("delivered", "delivering" → "deliv").
+
+    Cached: a sentence is stemmed once for its touchpoints and once for first contact."""
     words = [w.replace("’", "'").removesuffix("'s") for w in _TOKEN.findall(text.lower())]
-    return list(_stemmer().stemWords(words))
+    return tuple(_stemmer().stemWords(words))
 
 
 class Taxonomy:
@@ -103,7 +106,12 @@ class Taxonomy:
     ) -> None:
         self.stages = tuple(stages)
         self.threshold = threshold
-        self._first_contact = {tuple(stems(p)) for p in first_impression if stems(p)}
+        # first stem → the stemmed phrases starting with it
+        self._first_contact: dict[str, list[tuple[str, ...]]] = {}
+        for phrase in first_impression:
+            stemmed = stems(phrase)
+            if stemmed:
+                self._first_contact.setdefault(stemmed[0], []).append(stemmed)
         self.touchpoints = {t.id: t for s in self.stages for t in s.touchpoints}
         # first stem → [(stems of the phrase, touchpoint id, weight, phrase, is_cue)]
         self._index: dict[str, list[tuple[tuple[str, ...], str, float, str, bool]]] = {}
@@ -122,9 +130,9 @@ class Taxonomy:
         """Does the mention describe a first contact ("first visit", "never been before" …)?"""
         for sentence in sentiment.sentences:
             words = stems(sentence.text)
-            for size in {len(p) for p in self._first_contact}:
-                for i in range(len(words) - size + 1):
-                    if tuple(words[i : i + size]) in self._first_contact:
+            for i, word in enumerate(words):
+                for phrase in self._first_contact.get(word, ()):
+                    if words[i : i + len(phrase)] == phrase:
                         return True
         return False
 
@@ -146,7 +154,7 @@ class Taxonomy:
         vetoed: set[str] = set()
         for i, word in enumerate(words):
             for key, touchpoint, weight, phrase, is_cue in self._index.get(word, ()):
-                if tuple(words[i : i + len(key)]) != key:
+                if words[i : i + len(key)] != key:
                     continue
                 if is_cue:
                     vetoed.add(touchpoint)

@@ -50,8 +50,8 @@ def _read_table(filename: str) -> list[tuple[str, str]]:
 @lru_cache(maxsize=1)
 def _shipped_lexicon() -> dict[str, float]:
     """Word → valence as upstream's ``make_lex_dict`` builds it (read once per process)."""
-    # Keys are kept verbatim: upstream never lower-cases them, so its few mixed-case keys (":D",
-    # "O_o") can never match a lower-cased token; dropping or lowering them would change output.
+    # Keys are kept verbatim: upstream never lower-cases them, so its 14 mixed-case keys (":D",
+    # "O_o") can never match a lower-cased token; lowering them would make them match.
     return {word: float(measure) for word, measure in _read_table(_LEXICON_FILE)}
 
 
@@ -251,16 +251,19 @@ class FastVader:
         last = len(tokens) - 1
 
         sentiments: list[float] = []
+        append = sentiments.append
         for i, word in enumerate(lowered):
+            # Upstream tests boosters and "kind of" before the lexicon; the tests have no side
+            # effects, so asking first about the lexicon (which most words are not in) is the same.
             if (
-                word in _BOOSTERS
+                word not in lexicon
+                or word in _BOOSTERS
                 or (word == "kind" and i < last and lowered[i + 1] == "of")
-                or word not in lexicon
             ):
                 # Upstream appends the integer 0 for these; kept, although 0 and 0.0 score alike.
-                sentiments.append(0)
+                append(0)
             else:
-                sentiments.append(self._word_valence(i, tokens, lowered, is_cap_diff))
+                append(self._word_valence(i, tokens, lowered, is_cap_diff))
 
         if "but" in lowered:
             _but_check(sentiments, lowered.index("but"))

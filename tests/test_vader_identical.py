@@ -321,7 +321,7 @@ def sentence(draw: st.DrawFn) -> str:
             max_size=len(words),
         )
     )
-    return "".join(word + separator for word, separator in zip(words, separators, strict=False))
+    return "".join(word + separator for word, separator in zip(words, separators, strict=True))
 
 
 @PROPERTY

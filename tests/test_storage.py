@@ -200,3 +200,16 @@ def test_run_lock_admits_one_run(db_url: str) -> None:
         pass
     store.close()
     other.close()
+
+
+def test_migrations_build_the_schema_the_models_describe(db_url: str) -> None:
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from monitor.store import Base
+
+    store = Store.open(db_url)
+    with store.engine.connect() as connection:
+        differences = compare_metadata(MigrationContext.configure(connection), Base.metadata)
+    store.close()
+    assert differences == []

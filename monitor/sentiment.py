@@ -75,10 +75,13 @@ _ABBREVIATIONS = frozenset(
         "sun",
     ]
 )
-_SENTENCE_END = re.compile(r"([.!?…]+[\"')\]]*|\n+)(\s+|$)")
+# End punctuation followed by space (or the end), or a line break, which always ends a sentence.
+_SENTENCE_END = re.compile(r"([.!?…]+[\"')\]]*(?=\s|$)|\n+)(\s*)")
 # A contrast splits one sentence into two judgements: "the food was great but the waiter was
 # rude" is product (+) and staff (−). The conjunction stays with the clause it introduces.
-_CONTRAST = re.compile(r",?\s+(?=(?:but|however|although|though|whereas|except)\s)", re.IGNORECASE)
+_CONTRAST = re.compile(
+    r"(,?\s+)(?=(?:but|however|although|though|whereas|except)\s)", re.IGNORECASE
+)
 _MIN_CLAUSE_WORDS = 3
 LEXICON = Path(__file__).resolve().parent.parent / "config" / "lexicon.yaml"
 
@@ -135,17 +138,17 @@ def split_sentences(text: str) -> list[str]:
 
 
 def _clauses(sentence: str) -> list[str]:
-    parts = _CONTRAST.split(sentence)
+    parts = _CONTRAST.split(sentence)  # clause, separator, clause, separator, …
     if len(parts) == 1:
         return parts
     clauses = [parts[0]]
-    for part in parts[1:]:
+    for separator, part in zip(parts[1::2], parts[2::2], strict=True):
         # A clause too short to judge on its own ("but still", "though") stays where it was.
         if (
             len(part.split()) < _MIN_CLAUSE_WORDS + 1
             or len(clauses[-1].split()) < _MIN_CLAUSE_WORDS
         ):
-            clauses[-1] = f"{clauses[-1]} {part}"
+            clauses[-1] = f"{clauses[-1]}{separator}{part}"
         else:
             clauses.append(part)
     return [c.strip() for c in clauses if c.strip()]

@@ -1,0 +1,162 @@
+"""What a mention feels and which moment of truth it is about, on cases a marketer would check."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from monitor.config import ConfigError, parse_config
+from monitor.pipeline import score_and_map
+from monitor.sentiment import UNSUPPORTED, score_text, split_sentences
+from monitor.touchpoints import UNCLASSIFIED, load_taxonomy
+
+TAXONOMY = load_taxonomy()
+
+
+def judge(text: str, rating: float | None = None, kind: str = "review") -> dict:  # type: ignore[type-arg]
+    prepared = score_and_map(
+        {"text": text, "language": None, "rating": rating, "kind": kind}, TAXONOMY
+    )
+    return {
+        "label": prepared.score["label"],
+        "touchpoints": {a["touchpoint"]: a["label"] for a in prepared.assignments},
+        "primary": prepared.assignments[0]["touchpoint"],
+        "first": prepared.score["first_impression"],
+        "disagrees": prepared.score["rating_disagrees"],
+        "language": prepared.row["language"],
+        "sentences": [s["text"] for s in prepared.sentences],
+    }
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "Dr. Patel saw me at 9 a.m. sharp. Great service!",
+            ["Dr. Patel saw me at 9 a.m. sharp.", "Great service!"],
+        ),
+        ("Went in e.g. for a trim. Came out happy", ["Went in e.g. for a trim.", "Came out happy"]),
+        ("Loved it 😍 Will be back!!!", ["Loved it 😍 Will be back!!!"]),
+        ("no punctuation at all just vibes", ["no punctuation at all just vibes"]),
+        ("First line\nSecond line", ["First line", "Second line"]),
+        (
+            "The food was great but the waiter was rude.",
+            ["The food was great", "but the waiter was rude."],
+        ),
+        ("Good, but still", ["Good, but still"]),  # too short to judge apart
+    ],
+)
+def test_sentences_split_where_a_reader_would(text: str, expected: list[str]) -> None:
+    assert split_sentences(text) == expected
+
+
+def test_each_touchpoint_gets_the_feeling_of_its_own_words() -> None:
+    judged = judge(
+        "The bike itself is great quality but the delivery driver was rude and two days late."
+    )
+    assert judged["touchpoints"].get("product_quality") == "positive"
+    assert judged["touchpoints"].get("delivery_installation") == "negative"
+
+
+def test_negation_does_not_change_the_topic() -> None:
+    assert (
+        judge("The delivery was not late at all, it arrived early.")["primary"]
+        == "delivery_installation"
+    )
+    assert judge("Parking isn't a problem, there's a big car park.")["primary"] == "location_access"
+
+
+def test_inflections_and_phrases_match() -> None:
+    assert judge("They delivered it a week late.")["primary"] == "delivery_installation"
+    assert judge("I booked online in two minutes.")["primary"] == "website"
+    assert judge("Nobody answered the phone for three days.")["primary"] == "phone_enquiry"
+
+
+def test_too_little_evidence_is_unclassified_not_a_guess() -> None:
+    judged = judge("Meh. It was fine I guess.")
+    assert judged["primary"] == UNCLASSIFIED
+
+
+def test_first_contact_is_flagged() -> None:
+    assert judge("First time in and the welcome was lovely.")["first"] is True
+    assert judge("Been coming here for years, same lovely welcome.")["first"] is False
+
+
+def test_stars_that_contradict_the_words_are_flagged() -> None:
+    assert (
+        judge("Absolutely wonderful, the best shop in town, so friendly!", rating=0.0)["disagrees"]
+        is True
+    )
+    assert (
+        judge("Absolutely wonderful, the best shop in town, so friendly!", rating=1.0)["disagrees"]
+        is False
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "label"),
+    [
+        ("😍😍😍", "positive"),
+        ("https://reviews.example/r/1", "neutral"),
+        ("   ", "neutral"),
+    ],
+)
+def test_odd_texts_are_scored_without_error(text: str, label: str) -> None:
+    assert score_text(text).label == label
+
+
+def test_another_language_is_stored_but_not_scored() -> None:
+    judged = judge(
+        "Service très lent et personnel désagréable, je ne reviendrai pas dans ce magasin."
+    )
+    assert judged["language"] == "fr"
+    assert judged["label"] == UNSUPPORTED
+    assert all(label == UNSUPPORTED for label in judged["touchpoints"].values())
+
+
+def test_control_characters_and_a_megabyte_of_text() -> None:
+    from monitor.normalise import clean_text
+    from monitor.pipeline import MAX_TEXT_CHARS, prepare
+    from monitor.records import MentionRecord
+
+    assert clean_text("rude\x00 staff\x1b[31m") == "rude staff[31m"
+    huge = "The staff were lovely. " * 50_000  # over a megabyte
+    _, row = prepare(MentionRecord("b", "s", huge, "https://x.example/1"), TAXONOMY)
+    assert len(row["text"]) == MAX_TEXT_CHARS
+    assert judge(row["text"])["primary"] == "staff_attitude"
+
+
+def test_a_business_can_add_rename_and_remove_touchpoints(tmp_path: Path) -> None:
+    config = parse_config(
+        {
+            "businesses": [{"name": "Example Bakery"}],
+            "touchpoints": {
+                "rename": {"staff_attitude": "Our team"},
+                "remove": ["advertising"],
+                "add": [
+                    {
+                        "id": "tasting_menu",
+                        "stage": "sales_process",
+                        "label": "Tasting menu",
+                        "phrases": {"tasting menu": 1.5},
+                    }
+                ],
+            },
+        },
+        tmp_path / "b.yaml",
+    )
+    taxonomy = load_taxonomy(config)
+    assert taxonomy.label("staff_attitude") == "Our team"
+    assert "advertising" not in taxonomy.touchpoints
+    sentiment = score_text("The tasting menu was superb.")
+    assert taxonomy.assign(sentiment)[0].touchpoint == "tasting_menu"
+    broken = parse_config(
+        {
+            "businesses": [{"name": "Example Bakery"}],
+            "touchpoints": {"remove": ["no_such_touchpoint"]},
+        },
+        tmp_path / "b.yaml",
+    )
+    with pytest.raises(ConfigError, match="unknown touchpoint 'no_such_touchpoint'"):
+        load_taxonomy(broken)

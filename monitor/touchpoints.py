@@ -27,6 +27,10 @@ EMPLOYEE_TOUCHPOINT = "employee_experience"
 # Below this confidence the evidence is too thin to name a touchpoint: "unclassified" is more
 # honest than a guess.
 MIN_CONFIDENCE = 0.35
+# People open with what a mention is about ("Delivery was a shambles. Staff were nice though."):
+# evidence in the first sentence counts half as much again when choosing the primary touchpoint
+# (dev half of the evaluation set: macro F1 0.572 → 0.598).
+OPENING_WEIGHT = 1.5
 _TOKEN = re.compile(r"[a-z0-9]+(?:['’][a-z]+)?")
 
 
@@ -183,7 +187,8 @@ class Taxonomy:
             for touchpoint, (score, terms) in self.match_sentence(sentence.text).items():
                 if touchpoint == EMPLOYEE_TOUCHPOINT:
                     continue  # employee experience comes from job boards, not customer wording
-                totals[touchpoint] = totals.get(touchpoint, 0.0) + score
+                weight = OPENING_WEIGHT if sentence.position == 0 else 1.0
+                totals[touchpoint] = totals.get(touchpoint, 0.0) + score * weight
                 behind.setdefault(touchpoint, []).append(sentence)
                 evidence_for.setdefault(touchpoint, []).append(
                     {"sentence": sentence.position, "text": sentence.text, "terms": terms}

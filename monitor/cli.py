@@ -485,5 +485,66 @@ def doctor(config: Config, offline: bool) -> None:
     sys.exit(EXIT_FAILED if problems else EXIT_OK)
 
 
+@cli.command()
+@common_options
+@click.option(
+    "--fresh",
+    is_flag=True,
+    help="First forget the queues and seen pages of a previous crawl (e.g. last week's).",
+)
+def enqueue(config: Config, fresh: bool) -> None:
+    """Push every enabled spider source's start URLs to Redis for `monitor worker`s to crawl.
+
+    Redis is MONITOR_REDIS_URL, else the config's redis_url, else redis://127.0.0.1:6379/0.
+
+    Example:
+
+        MONITOR_REDIS_URL=redis://queue.internal:6379/0 monitor enqueue --config config/mybusiness.yaml --fresh
+    """
+    from monitor.distributed import enqueue as push_start_urls
+
+    try:
+        pushed = push_start_urls(config, fresh)
+    except Exception as exc:  # redis's connection errors; the message names the server
+        raise click.ClickException(f"cannot reach Redis: {exc}") from None
+    for key, count in pushed.items():
+        log.info("%d start URL(s) pushed to %s", count, key)
+    click.echo(f"{sum(pushed.values())} start URLs enqueued")
+
+
+@cli.command()
+@common_options
+@click.option(
+    "--idle",
+    default=10,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Exit after this many seconds with nothing to crawl.",
+)
+def worker(config: Config, idle: int) -> None:
+    """Crawl from the shared Redis queue into the database, alongside any other workers.
+
+    Start as many as you like, on any machine that reaches the same Redis and database;
+    each exits once the queue has been empty for --idle seconds.
+
+    Example:
+
+        monitor worker --config config/mybusiness.yaml --db postgresql+psycopg://db/monitor --idle 30
+    """
+    from monitor.distributed import connect, run_worker
+
+    try:
+        connect(config)
+    except Exception as exc:  # redis's connection errors; the message names the server
+        raise click.ClickException(f"cannot reach Redis: {exc}") from None
+    store, taxonomy = _open(config)
+    outcomes = run_worker(config, store, taxonomy, idle)
+    new = sum(o.new for o in outcomes)
+    log.info(
+        "worker done: %d new mentions, %d already stored", new, sum(o.duplicates for o in outcomes)
+    )
+    click.echo(f"{new} new mentions")
+
+
 def main() -> None:
     cli(prog_name="monitor")

@@ -267,6 +267,7 @@ class Config(_Strict):
     database: str = DEFAULT_DATABASE
     output_dir: str = DEFAULT_OUTPUT_DIR
     user_agent: str = DEFAULT_USER_AGENT
+    redis_url: str | None = None  # for `monitor enqueue`/`worker`; MONITOR_REDIS_URL overrides it
     crawl: CrawlSettings = CrawlSettings()
     digest: DigestSettings = DigestSettings()
     privacy: PrivacySettings = PrivacySettings()

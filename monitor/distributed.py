@@ -1,0 +1,325 @@
+"""Distributed crawling: several ``monitor worker`` processes share one crawl through Redis.
+
+``enqueue`` pushes every enabled spider source's start URLs to a per-source Redis list; each
+worker runs one redis-fed spider per spider source, with scrapy-redis's scheduler and duplicate
+filter, so a request is queued once for all workers and fetched by whichever is free. Every
+worker writes through the same pipeline into the shared store, whose unique key keeps a mention
+stored once whoever found it.
+
+scrapy-redis forgets a request once a worker has popped it, so a killed worker would take its
+requests in flight (and every page behind them in a rel=next chain) with it. Here a popped
+request is *leased* instead: kept in the worker's in-flight hash until its page's mentions are
+committed and its next-page request is queued. A worker whose heartbeat lapses has its leases
+put back on the queue by any worker that is still running.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import scrapy
+from scrapy import signals
+from scrapy.crawler import Crawler, CrawlerProcess
+from scrapy_redis.queue import PriorityQueue
+from scrapy_redis.spiders import RedisMixin
+from twisted.internet import task
+
+from monitor.config import Business, Config, SpiderSource
+from monitor.crawl import SPIDERS, scrapy_settings
+from monitor.runs import SourceOutcome
+from monitor.store import Store
+from monitor.touchpoints import Taxonomy
+from spiders.base import SourceSpider
+
+log = logging.getLogger(__name__)
+
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+# Several deployments (or test runs) can share one Redis: every key starts with this prefix.
+DEFAULT_KEY_PREFIX = "monitor"
+
+
+def redis_url(config: Config) -> str:
+    """MONITOR_REDIS_URL, else the config's ``redis_url``, else Redis on this machine."""
+    return os.environ.get("MONITOR_REDIS_URL") or config.redis_url or DEFAULT_REDIS_URL
+
+
+def key_prefix() -> str:
+    return os.environ.get("MONITOR_REDIS_PREFIX") or DEFAULT_KEY_PREFIX
+
+
+def queue_name(business: Business, source: SpiderSource) -> str:
+    """The Redis name of one source's crawl: ``<prefix>:<business>:<source>``.
+
+    It is also the spider's name, so scrapy-redis keeps each source's request queue
+    (``…:requests``) and duplicate filter (``…:dupefilter``) apart from every other's.
+    """
+    return f"{key_prefix()}:{business.key}:{source.name}"
+
+
+def spider_sources(config: Config) -> Iterator[tuple[Business, SpiderSource]]:
+    for business in config.businesses:
+        for source in business.sources:
+            if isinstance(source, SpiderSource) and source.enabled:
+                yield business, source
+
+
+def connect(config: Config) -> Any:
+    """A Redis client that has answered a PING: an unreachable Redis is an error, at once."""
+    import redis
+
+    client = redis.Redis.from_url(redis_url(config), socket_connect_timeout=5, socket_timeout=30)
+    client.ping()
+    return client
+
+
+def enqueue(config: Config, fresh: bool = False) -> dict[str, int]:
+    """Push every enabled spider source's start URLs; returns how many per queue.
+
+    ``fresh`` first forgets each source's queue and seen-set, so a new crawl (next week's)
+    fetches the pages again; without it a page already seen is not fetched twice.
+    """
+    client = connect(config)
+    pushed: dict[str, int] = {}
+    for business, source in spider_sources(config):
+        name = queue_name(business, source)
+        if fresh:
+            client.delete(f"{name}:start_urls", f"{name}:requests", f"{name}:dupefilter")
+        key = f"{name}:start_urls"
+        if source.start_urls:
+            client.rpush(key, *source.start_urls)
+        pushed[key] = len(source.start_urls)
+    return pushed
+
+
+# A worker is presumed dead once its heartbeat is this old; it beats every third of that.
+HEARTBEAT_SECONDS = 10
+WORKER_ID = f"{os.uname().nodename}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+
+# Pop the first request and lease it to this worker, in one step: a kill between the two
+# would otherwise lose it.
+_POP_AND_LEASE = """
+local found = redis.call('zrange', KEYS[1], 0, 0)
+if #found == 0 then return nil end
+redis.call('zremrangebyrank', KEYS[1], 0, 0)
+local lease = redis.sha1hex(found[1])
+redis.call('hset', KEYS[2], lease, found[1])
+return {lease, found[1]}
+"""
+
+# Put a dead worker's leases back on the queue and forget them, in one step, so two survivors
+# cannot both requeue them.
+_REQUEUE_LEASES = """
+local leased = redis.call('hvals', KEYS[1])
+for _, data in ipairs(leased) do redis.call('zadd', KEYS[2], 0, data) end
+redis.call('del', KEYS[1])
+return #leased
+"""
+
+
+class LeasedPriorityQueue(PriorityQueue):
+    """scrapy-redis's priority queue, except that a popped request stays leased (see above)."""
+
+    def pop(self, timeout: int = 0) -> scrapy.Request | None:
+        found = self.server.eval(_POP_AND_LEASE, 2, self.key, self.spider.lease_key)
+        if not found:
+            return None
+        lease, data = found
+        request: scrapy.Request = self._decode_request(data)
+        request.meta["monitor_lease"] = lease.decode() if isinstance(lease, bytes) else lease
+        return request
+
+
+class ReleaseLeases:
+    """Spider middleware: a page's lease ends once everything its callback gave is handled.
+
+    By then its next-page request is in Redis; the mentions are committed first (a flush of
+    the pipeline's batch), so a worker killed after the release has lost nothing.
+    """
+
+    def process_spider_output(self, response: Any, result: Any, spider: Any) -> Any:
+        yield from result
+        spider.release(response.request)
+
+    async def process_spider_output_async(self, response: Any, result: Any, spider: Any) -> Any:
+        async for item in result:
+            yield item
+        spider.release(response.request)
+
+
+class RedisFedSpider(RedisMixin):
+    """Mixed in before a ``SourceSpider``: start URLs come from the source's Redis list.
+
+    The spider keeps asking Redis while idle and closes after ``MAX_IDLE_TIME_BEFORE_CLOSE``
+    seconds with nothing to do — no queued request, and no other worker holding a lease — so
+    a worker exits by itself once the shared crawl is done.
+    """
+
+    lease_key: str
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler, *args: Any, **kwargs: Any) -> Any:
+        spider = super().from_crawler(crawler, *args, **kwargs)
+        spider.redis_key = f"{spider.name}:start_urls"
+        spider.lease_key = f"{spider.name}:leased:{WORKER_ID}"
+        spider.setup_redis(crawler)
+        crawler.signals.connect(spider._beat_start, signal=signals.spider_opened)
+        crawler.signals.connect(spider._beat_stop, signal=signals.spider_closed)
+        return spider
+
+    def _heartbeat_key(self, worker: str) -> str:
+        return f"{key_prefix()}:workers:{worker}"
+
+    def _beat(self) -> None:
+        self.server.set(self._heartbeat_key(WORKER_ID), "1", ex=HEARTBEAT_SECONDS)
+
+    def _beat_start(self, spider: Any) -> None:
+        self._beat()
+        self._heart = task.LoopingCall(self._beat)
+        self._heart.start(HEARTBEAT_SECONDS / 3, now=False)
+
+    def _beat_stop(self, spider: Any, reason: str) -> None:
+        if self._heart.running:
+            self._heart.stop()
+        if reason == "finished":
+            # Left over only by requests that failed (their errback gave no output to release).
+            self.server.delete(self.lease_key)
+
+    def release(self, request: scrapy.Request) -> None:
+        lease = request.meta.get("monitor_lease")
+        if not lease:
+            return
+        for component in self.crawler.engine.scraper.itemproc.middlewares:
+            ingest = getattr(component, "ingest", None)
+            if ingest is not None:
+                ingest.flush()
+        self.server.hdel(self.lease_key, lease)
+
+    def requeue_dead_leases(self) -> bool:
+        """Requeue the leases of workers whose heartbeat lapsed; True while any worker holds some."""
+        held = False
+        queue = f"{self.name}:requests"
+        for key in self.server.scan_iter(match=f"{self.name}:leased:*"):
+            name = key.decode() if isinstance(key, bytes) else key
+            worker = name.rsplit(":", 1)[1]
+            if worker == WORKER_ID:
+                continue
+            if self.server.exists(self._heartbeat_key(worker)):
+                held = held or bool(self.server.hlen(name))
+                continue
+            requeued = self.server.eval(_REQUEUE_LEASES, 2, name, queue)
+            if requeued:
+                self.logger.warning(
+                    "worker %s stopped answering: %d of its requests put back on the queue",
+                    worker,
+                    requeued,
+                )
+                held = True
+        return held
+
+    def spider_idle(self) -> None:
+        if self.requeue_dead_leases():
+            # Another worker may still queue pages (or die and leave us its leases): not idle.
+            self.spider_idle_start_time = int(time.time())
+        super().spider_idle()
+
+    async def start(self) -> AsyncIterator[Any]:
+        for request in self.next_requests():
+            yield request
+
+    def make_request_from_data(self, data: bytes) -> scrapy.Request:
+        text = data.decode(self.redis_encoding or "utf-8")
+        url = json.loads(text)["url"] if text.startswith("{") else text
+        # Filtered like any other request (unlike a plain crawl's start URLs): a start URL
+        # enqueued twice is then still fetched once by all the workers together.
+        return scrapy.Request(url, callback=self.parse, errback=self.request_failed)
+
+
+_REDIS_FED: dict[type[SourceSpider], type[SourceSpider]] = {}
+
+
+def redis_fed(spider_class: type[SourceSpider]) -> type[SourceSpider]:
+    """The redis-fed variant of one of our spiders (made once per class)."""
+    if spider_class not in _REDIS_FED:
+        _REDIS_FED[spider_class] = type(
+            f"RedisFed{spider_class.__name__}", (RedisFedSpider, spider_class), {}
+        )
+    return _REDIS_FED[spider_class]
+
+
+def worker_settings(config: Config, idle_seconds: int) -> Any:
+    settings = scrapy_settings(config)
+    settings.setdict(
+        {
+            "SCHEDULER": "scrapy_redis.scheduler.Scheduler",
+            "DUPEFILTER_CLASS": "scrapy_redis.dupefilter.RFPDupeFilter",
+            # Keys are per source (see queue_name); the spider name already carries the prefix.
+            "SCHEDULER_QUEUE_KEY": "%(spider)s:requests",
+            "SCHEDULER_DUPEFILTER_KEY": "%(spider)s:dupefilter",
+            # A worker that finishes first must not wipe the queue the others still work on.
+            "SCHEDULER_PERSIST": True,
+            "SCHEDULER_QUEUE_CLASS": "monitor.distributed.LeasedPriorityQueue",
+            "SPIDER_MIDDLEWARES": {
+                **settings.getdict("SPIDER_MIDDLEWARES"),
+                # Nearest the engine: the scraper has handled all of a page's output when it ends.
+                "monitor.distributed.ReleaseLeases": 10,
+            },
+            "REDIS_URL": redis_url(config),
+            "MAX_IDLE_TIME_BEFORE_CLOSE": idle_seconds,
+            "LOG_INSTALL_ROOT_HANDLER": False,
+        },
+        priority="cmdline",
+    )
+    return settings
+
+
+def run_worker(
+    config: Config, store: Store, taxonomy: Taxonomy, idle_seconds: int = 10
+) -> list[SourceOutcome]:
+    """Crawl from the shared Redis queues until every one has been idle ``idle_seconds``."""
+    from monitor.crawl import _outcome
+
+    connect(config)  # fail now, not after Scrapy has started
+    process = CrawlerProcess(worker_settings(config, idle_seconds))
+    planned: list[tuple[Business, SpiderSource, Crawler]] = []
+    for business, source in spider_sources(config):
+        business_id = store.business_id(business.key, business.name)
+        source_id = store.source_id(business_id, source.name, source.type)
+        crawler = process.create_crawler(redis_fed(SPIDERS[source.type]))
+        process.crawl(
+            crawler,
+            name=queue_name(business, source),
+            config=config,
+            business=business,
+            source=source,
+            store=store,
+            taxonomy=taxonomy,
+            business_id=business_id,
+            source_id=source_id,
+            # Workers share a crawl and none holds the run lock, so none records a run, and
+            # none stops paging at "known" reviews: that mark belongs to a complete crawl.
+            run_id=None,
+            known_until=None,
+        )
+        planned.append((business, source, crawler))
+    if not planned:
+        return []
+    process.start()
+    outcomes = []
+    for business, source, crawler in planned:
+        outcome = _outcome(business, source, crawler)
+        log.log(logging.WARNING if outcome.status == "failed" else logging.INFO, outcome.summary())
+        outcomes.append(outcome)
+    return outcomes
+
+
+def clear(config: Config) -> int:
+    """Delete every Redis key under this deployment's prefix (queues and duplicate filters)."""
+    client = connect(config)
+    keys = list(client.scan_iter(match=f"{key_prefix()}:*", count=1000))
+    return int(client.delete(*keys)) if keys else 0

@@ -1,0 +1,213 @@
+"""Several `monitor worker`s share one crawl through the real Redis and store into one PostgreSQL.
+
+The site is generated: ten chains of review pages joined by rel=next, each chain's last page
+pointing at the next chain's first (also a start URL), so the shared duplicate filter is what
+keeps a page from being fetched twice.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+from sqlalchemy import create_engine, text
+
+from tests.conftest import run_monitor
+from tests.sites import fixture_site
+
+REDIS_URL = os.environ.get("MONITOR_TEST_REDIS", "redis://127.0.0.1:6379/0")
+CHAINS, PAGES_PER_CHAIN, REVIEWS_PER_PAGE = 10, 30, 2
+PAGES = CHAINS * PAGES_PER_CHAIN
+
+
+def page_path(chain: int, page: int) -> str:
+    return f"/slow/c{chain}/p{page}.html"
+
+
+def write_site(root: Path) -> None:
+    import json
+
+    for chain in range(CHAINS):
+        for page in range(PAGES_PER_CHAIN):
+            if page + 1 < PAGES_PER_CHAIN:
+                after = page_path(chain, page + 1)
+            else:
+                after = page_path((chain + 1) % CHAINS, 0)
+            reviews = [
+                {
+                    "@type": "Review",
+                    "@id": f"https://reviews.example/#/schema/Review/c{chain}-p{page}-r{n}",
+                    "author": {"@type": "Person", "name": f"Reviewer {chain}-{page}-{n}"},
+                    "datePublished": f"2026-{1 + page % 11:02d}-{1 + n:02d}T10:00:00Z",
+                    "reviewBody": f"The staff were friendly and the bread was fresh (visit {chain}.{page}.{n}).",
+                    "reviewRating": {"@type": "Rating", "ratingValue": str(1 + (page + n) % 5)},
+                }
+                for n in range(REVIEWS_PER_PAGE)
+            ]
+            data = {"@context": "https://schema.org", "@graph": reviews}
+            path = root / page_path(chain, page).lstrip("/")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(
+                "<!DOCTYPE html><html><head><meta charset='utf-8'>"
+                f"<link rel='next' href='{after}'>"
+                f"<script type='application/ld+json'>{json.dumps(data)}</script>"
+                f"</head><body><p>Chain {chain}, page {page}</p></body></html>",
+                encoding="utf-8",
+            )
+
+
+@pytest.fixture
+def redis_prefix() -> Iterator[str]:
+    """A key prefix of this test's own; its keys are deleted afterwards. No Redis: a failure."""
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=5)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        pytest.fail(
+            f"Redis is not reachable at {REDIS_URL} ({exc}). The distributed crawl is tested "
+            "against a real Redis; start it, or point MONITOR_TEST_REDIS at one.",
+            pytrace=False,
+        )
+    prefix = f"monitor-test-{uuid.uuid4().hex[:12]}"
+    yield prefix
+    keys = list(client.scan_iter(match=f"{prefix}:*"))
+    if keys:
+        client.delete(*keys)
+
+
+@pytest.fixture
+def shared_db(postgres_database: str) -> str:
+    engine = create_engine(postgres_database)
+    with engine.begin() as connection:
+        connection.execute(text("DROP SCHEMA public CASCADE"))
+        connection.execute(text("CREATE SCHEMA public"))
+    engine.dispose()
+    return postgres_database
+
+
+def write_config(tmp_path: Path, url: str, db: str) -> Path:
+    config = {
+        "database": db,
+        "user_agent": "monitor-tests/1.0 (+https://example-bakery.example/contact)",
+        "crawl": {
+            "autothrottle": False,
+            "download_delay": 0,
+            "retries": 1,
+            "retry_backoff": 0.1,
+            "concurrent_requests": 4,
+            "concurrent_per_domain": 2,
+            "scoring_processes": 1,
+        },
+        "businesses": [
+            {
+                "name": "Example Bakery",
+                "sources": [
+                    {
+                        "name": "reviews",
+                        "type": "structured_data",
+                        "max_pages": 1000,
+                        "start_urls": [url + page_path(c, 0) for c in range(CHAINS)],
+                    }
+                ],
+            }
+        ],
+    }
+    path = tmp_path / "business.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def start_worker(
+    config: Path, env: dict[str, str], cwd: Path, idle: int = 3
+) -> subprocess.Popen[str]:
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("MONITOR_")}
+    environment.update(env)
+    return subprocess.Popen(
+        [sys.executable, "-m", "monitor", "worker", "--config", str(config), "--idle", str(idle)],
+        cwd=cwd,
+        env=environment,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def page_fetches(paths: list[str]) -> Counter[str]:
+    return Counter(p for p in paths if p.startswith("/slow/c"))
+
+
+def stored_mentions(db: str) -> Counter[str]:
+    engine = create_engine(db)
+    with engine.connect() as connection:
+        rows = connection.execute(text("SELECT external_id FROM mentions")).scalars().all()
+    engine.dispose()
+    return Counter(rows)
+
+
+def expected_pages() -> set[str]:
+    return {page_path(c, p) for c in range(CHAINS) for p in range(PAGES_PER_CHAIN)}
+
+
+def test_two_workers_fetch_every_page_once_and_store_every_mention_once(
+    tmp_path: Path, redis_prefix: str, shared_db: str
+) -> None:
+    write_site(tmp_path / "site")
+    with fixture_site(tmp_path / "site", slow_seconds=0.02) as (url, log):
+        config = write_config(tmp_path, url, shared_db)
+        env = {"MONITOR_REDIS_URL": REDIS_URL, "MONITOR_REDIS_PREFIX": redis_prefix}
+        enqueued = run_monitor("enqueue", "--config", str(config), "--fresh", cwd=tmp_path, env=env)
+        assert enqueued.returncode == 0, enqueued.stderr
+        assert f"{CHAINS} start URLs enqueued" in enqueued.stdout
+        workers = [start_worker(config, env, tmp_path) for _ in range(2)]
+        outputs = [w.communicate(timeout=240) for w in workers]
+        paths = log.paths()
+    for worker, (_out, err) in zip(workers, outputs, strict=True):
+        assert worker.returncode == 0, err
+    fetched = page_fetches(paths)
+    assert set(fetched) == expected_pages()
+    assert [p for p, n in fetched.items() if n > 1] == []
+    # Both workers took part: their new mentions add up to all of them, each more than none.
+    new = [int(out.split()[0]) for out, _ in outputs]
+    assert sum(new) == PAGES * REVIEWS_PER_PAGE and min(new) > 0, outputs
+    mentions = stored_mentions(shared_db)
+    assert len(mentions) == PAGES * REVIEWS_PER_PAGE
+    assert max(mentions.values()) == 1
+
+
+def test_the_surviving_worker_finishes_the_queue_when_another_is_killed(
+    tmp_path: Path, redis_prefix: str, shared_db: str
+) -> None:
+    write_site(tmp_path / "site")
+    with fixture_site(tmp_path / "site", slow_seconds=0.05) as (url, log):
+        config = write_config(tmp_path, url, shared_db)
+        env = {"MONITOR_REDIS_URL": REDIS_URL, "MONITOR_REDIS_PREFIX": redis_prefix}
+        enqueued = run_monitor("enqueue", "--config", str(config), "--fresh", cwd=tmp_path, env=env)
+        assert enqueued.returncode == 0, enqueued.stderr
+        doomed = start_worker(config, env, tmp_path)
+        survivor = start_worker(config, env, tmp_path, idle=5)
+        deadline = time.monotonic() + 60
+        while len(page_fetches(log.paths())) < PAGES // 4 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(page_fetches(log.paths())) < PAGES, "the crawl ended before the kill"
+        doomed.send_signal(signal.SIGKILL)
+        doomed.wait(timeout=30)
+        _out, err = survivor.communicate(timeout=240)
+        paths = log.paths()
+    assert survivor.returncode == 0, err
+    assert "put back on the queue" in err  # the killed worker held requests, and they came back
+    fetched = page_fetches(paths)
+    assert set(fetched) == expected_pages(), sorted(expected_pages() - set(fetched))[:10]
+    mentions = stored_mentions(shared_db)
+    assert len(mentions) == PAGES * REVIEWS_PER_PAGE
+    assert max(mentions.values()) == 1

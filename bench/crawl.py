@@ -7,7 +7,9 @@ the same reviews in HTML, ~15–25 KB like real pages), serves it on 127.0.0.1 w
 
 - **baseline**: a bare ``scrapy.Spider`` yielding each page's body text, no item pipeline;
 - **ours**: ``StructuredDataSpider`` through ``MentionPipeline`` into a fresh SQLite database,
-  run by ``monitor.crawl.crawl_sources`` exactly as ``monitor crawl`` does.
+  run by ``monitor.crawl.crawl_sources`` exactly as ``monitor crawl`` does; then, timed apart,
+  the scoring pass ``monitor crawl`` runs next (``monitor.scoring.score_pending``, one process
+  per CPU), so the table also shows crawl + score end to end.
 
 Both get the same start URLs and the same Scrapy settings (``monitor.crawl.scrapy_settings`` of
 the same config, politeness off, 16 concurrent requests) and the logging ``monitor crawl`` sets
@@ -636,6 +638,7 @@ def measure_ours(urls: list[str], database: str) -> dict[str, Any]:
     from sqlalchemy import func, select
 
     from monitor.crawl import crawl_sources
+    from monitor.scoring import score_pending
     from monitor.store import Mention, Store
     from monitor.touchpoints import load_taxonomy
 
@@ -656,6 +659,9 @@ def measure_ours(urls: list[str], database: str) -> dict[str, Any]:
     started = time.perf_counter()
     outcomes = crawl_sources(config, store, taxonomy, run_id)
     total = time.perf_counter() - started
+    scoring_started = time.perf_counter()
+    scoring = score_pending(store, taxonomy, config.scoring_processes)
+    score_seconds = time.perf_counter() - scoring_started
     store.finish_run(run_id, "ok" if all(o.status == "ok" for o in outcomes) else "partial")
     with store.engine.connect() as connection:
         mentions = int(connection.scalar(select(func.count()).select_from(Mention)) or 0)
@@ -664,6 +670,9 @@ def measure_ours(urls: list[str], database: str) -> dict[str, Any]:
     result.update(
         total_seconds=total,
         items=mentions,
+        score_seconds=score_seconds,
+        scored=scoring.scored,
+        score_processes=config.scoring_processes,
         outcome=[f"{o.source}: {o.status} {o.new} new {o.reason}".strip() for o in outcomes],
     )
     return result
@@ -825,6 +834,18 @@ def print_table(measurements: list[Measurement], pages: int, rounds: int) -> Non
         if base and ours and base.per_second("pages") and ours.per_second("pages"):
             ratio = (ours.per_second("pages") or 0) / (base.per_second("pages") or 1)
             print(f"round {round_number}: ours/baseline pages/s = {ratio:.2f}")
+        if ours and ours.seconds and ours.result.get("score_seconds") is not None:
+            r = ours.result
+            whole = ours.seconds + r["score_seconds"]
+            line = (
+                f"round {round_number}: then the scoring pass ({r['score_processes']} processes) "
+                f"judged {r['scored']} mentions in {r['score_seconds']:.2f} s "
+                f"({r['scored'] / r['score_seconds']:.0f}/s); crawl + score "
+                f"{r.get('pages', 0) / whole:.1f} pages/s"
+            )
+            if base and base.seconds:
+                line += f" = {r.get('pages', 0) / whole / (base.per_second('pages') or 1):.2f}× baseline"
+            print(line)
     best = {}
     for spider in ("baseline", "ours"):
         rates = [m.per_second("pages") for m in measurements if m.spider == spider]

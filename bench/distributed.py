@@ -3,7 +3,11 @@
 The same generated review site as ``bench/crawl.py`` (N pages of 5 JSON-LD reviews, every page
 a start URL), served on 127.0.0.1, stored into a fresh schema of one PostgreSQL database for
 each measurement. Time runs from starting the processes until the store holds every mention
-(polled every 0.1 s), so start-up is included and the workers' idle wait is not.
+("stored"), and until every mention is also scored ("scored": the whole job, since
+collecting and scoring are separate passes), polled every 0.1 s; start-up is included. Each
+process scores with one process (``scoring_processes: 1``), so N workers use N processes.
+A worker scores once its queue has been idle ``--idle`` seconds (1 here), so that wait is
+in the "scored" time of the workers and not of ``monitor crawl``.
 
     .venv/bin/python bench/distributed.py [--pages 2000] [--workers 1 2 4]
         [--postgres postgresql://postgres@127.0.0.1:5432/postgres]
@@ -23,7 +27,8 @@ from pathlib import Path
 import psycopg
 import redis
 import yaml
-from sqlalchemy import create_engine, text
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.pool import NullPool
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -74,31 +79,45 @@ def reset_schema(database: str) -> None:
     engine.dispose()
 
 
-def stored(database: str) -> int:
-    engine = create_engine(database)
+def counts(engine: Engine) -> tuple[int, int]:
+    """Mentions stored, and scored."""
     try:
         with engine.connect() as connection:
-            return int(connection.scalar(text("SELECT count(*) FROM mentions")) or 0)
+            return (
+                int(connection.scalar(text("SELECT count(*) FROM mentions")) or 0),
+                int(connection.scalar(text("SELECT count(*) FROM mention_scores")) or 0),
+            )
     except Exception:  # the schema is not there until the first process has migrated it
-        return 0
-    finally:
-        engine.dispose()
+        return 0, 0
 
 
-def measure(command: list[list[str]], env: dict[str, str], database: str, expected: int) -> float:
+def measure(
+    command: list[list[str]], env: dict[str, str], database: str, expected: int
+) -> tuple[float, float]:
+    """Seconds until every mention is stored, and until every one is scored."""
+    engine = create_engine(database, poolclass=NullPool)
     started = time.monotonic()
     processes = [
         subprocess.Popen(c, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         for c in command
     ]
-    while stored(database) < expected:
-        if all(p.poll() is not None for p in processes):
-            raise RuntimeError(f"processes exited with {stored(database)}/{expected} stored")
-        time.sleep(0.1)
-    elapsed = time.monotonic() - started
-    for process in processes:
-        process.wait(timeout=120)
-    return elapsed
+    all_stored = None
+    try:
+        while True:
+            stored, scored = counts(engine)
+            if all_stored is None and stored >= expected:
+                all_stored = time.monotonic() - started
+            if scored >= expected:
+                break
+            if all(p.poll() is not None for p in processes):
+                raise RuntimeError(f"processes exited with {stored}/{scored}/{expected}")
+            time.sleep(0.1)
+        all_scored = time.monotonic() - started
+        for process in processes:
+            process.wait(timeout=120)
+    finally:
+        engine.dispose()
+    return all_stored or all_scored, all_scored
 
 
 def main() -> int:
@@ -122,7 +141,7 @@ def main() -> int:
     prefix = f"monitor-bench-{uuid.uuid4().hex[:8]}"
     client = redis.Redis.from_url(REDIS_URL)
     expected = args.pages * REVIEWS_PER_PAGE
-    results: list[tuple[str, float]] = []
+    results: list[tuple[str, tuple[float, float]]] = []
     try:
         with tempfile.TemporaryDirectory() as folder:
             site = generate_site(Path(folder) / "site", args.pages)
@@ -150,7 +169,7 @@ def main() -> int:
                         check=True,
                         stdout=subprocess.DEVNULL,
                     )
-                    worker = [*monitor, "worker", "--config", str(config), "--idle", "2", "-q"]
+                    worker = [*monitor, "worker", "--config", str(config), "--idle", "1", "-q"]
                     seconds = measure([worker] * workers, env, database, expected)
                     results.append((f"{workers} × `monitor worker`", seconds))
     finally:
@@ -163,10 +182,19 @@ def main() -> int:
         admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
         admin.close()
     print(f"{args.pages} pages, {expected} mentions, PostgreSQL, {os.cpu_count()} CPUs")
-    print("| crawl | seconds | mentions/s |")
-    print("| --- | ---: | ---: |")
-    for label, seconds in results:
-        print(f"| {label} | {seconds:.1f} | {expected / seconds:.0f} |")
+    print(
+        "| processes | all stored, s | stored/s | all scored, s | scored/s "
+        "| × one worker (scored) | × `monitor crawl` (scored) |"
+    )
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    single = results[0][1][1]
+    one_worker = next((t[1] for label, t in results if label.startswith("1 ×")), None)
+    for label, (stored, scored) in results:
+        versus_one = f"{one_worker / scored:.2f}×" if one_worker else "—"
+        print(
+            f"| {label} | {stored:.1f} | {expected / stored:.0f} | {scored:.1f} "
+            f"| {expected / scored:.0f} | {versus_one} | {single / scored:.2f}× |"
+        )
     return 0
 
 

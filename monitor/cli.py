@@ -201,12 +201,19 @@ def _collect(config: Config, store: Store, taxonomy: Taxonomy, command: str) -> 
                 f"source {outcome.business}/{outcome.source} skipped: {outcome.reason}", err=True
             )
     log.info(
-        "run %d %s: %d new mentions, %d already stored",
+        "run %d %s: %d new mentions, %d already stored, %d scored",
         result.run_id,
         result.status,
         sum(o.new for o in result.outcomes),
         sum(o.duplicates for o in result.outcomes),
+        result.scoring.scored,
     )
+    if result.scoring.failed:
+        click.echo(
+            f"{result.scoring.failed} mention(s) could not be scored (see the log); "
+            "the next run tries them again",
+            err=True,
+        )
     if _interactive():
         _show_outcomes(result.outcomes)
     if result.status == "failed":
@@ -446,7 +453,7 @@ def rescore(config: Config) -> None:
         monitor rescore --config config/mybusiness.yaml
     """
     from monitor.lock import RunInProgress, run_lock
-    from monitor.pipeline import rescore as rescore_all
+    from monitor.scoring import rescore as rescore_all
 
     store, taxonomy = _open(config)
     try:
@@ -457,6 +464,35 @@ def rescore(config: Config) -> None:
         sys.exit(EXIT_BUSY)
     log.info("re-scored %d mentions", count)
     click.echo(f"{count} mentions re-scored")
+
+
+@cli.command()
+@common_options
+@click.option(
+    "--processes",
+    type=click.IntRange(min=1, max=64),
+    help="Scoring processes (default: crawl.scoring_processes, else one per CPU).",
+)
+def score(config: Config, processes: int | None) -> None:
+    """Judge every stored mention that has no score yet: sentiment, sentences and touchpoints.
+
+    `monitor run` and `monitor crawl` do this after collecting; run it alone after `monitor
+    worker`s have crawled, or on more machines at once against a shared PostgreSQL database
+    (each claims its own batches). Safe to interrupt and to repeat.
+
+    Example:
+
+        monitor score --config config/mybusiness.yaml --db postgresql+psycopg://db/monitor
+    """
+    from monitor.scoring import score_pending
+
+    store, taxonomy = _open(config)
+    with _progress(f"scoring {store.unscored()} mentions"):
+        result = score_pending(store, taxonomy, processes or config.scoring_processes)
+    click.echo(f"{result.scored} mentions scored")
+    if result.failed:
+        click.echo(f"{result.failed} mention(s) could not be scored (see the log)", err=True)
+        sys.exit(EXIT_FAILED)
 
 
 @cli.command()
@@ -521,11 +557,18 @@ def enqueue(config: Config, fresh: bool) -> None:
     type=click.IntRange(min=1),
     help="Exit after this many seconds with nothing to crawl.",
 )
-def worker(config: Config, idle: int) -> None:
+@click.option(
+    "--score/--no-score",
+    default=True,
+    show_default=True,
+    help="Once the queue is empty, join the scoring pass over unscored mentions.",
+)
+def worker(config: Config, idle: int, score: bool) -> None:
     """Crawl from the shared Redis queue into the database, alongside any other workers.
 
     Start as many as you like, on any machine that reaches the same Redis and database;
-    each exits once the queue has been empty for --idle seconds.
+    each exits once the queue has been empty for --idle seconds, after scoring its share of
+    what is unscored (workers on PostgreSQL claim different batches).
 
     Example:
 
@@ -544,6 +587,11 @@ def worker(config: Config, idle: int) -> None:
         "worker done: %d new mentions, %d already stored", new, sum(o.duplicates for o in outcomes)
     )
     click.echo(f"{new} new mentions")
+    if score:
+        from monitor.scoring import score_pending
+
+        result = score_pending(store, taxonomy, config.scoring_processes)
+        click.echo(f"{result.scored} mentions scored")
 
 
 def main() -> None:

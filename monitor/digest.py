@@ -245,6 +245,8 @@ class Digest:
     total: int
     previous_total: int
     scored: int
+    unscored: int
+    """Stored but not yet judged (a scoring pass was interrupted or has not run): in ``total`` only."""
     average: float | None
     score: float | None
     previous_score: float | None
@@ -331,15 +333,17 @@ def _totals(connection: Connection, business_id: int, period: Period) -> dict[st
     scored = MentionScore.label != UNSUPPORTED
     customer = not_(_is_employee())
     in_period = and_(Mention.business_id == business_id, _within(period.start, period.end))
-    total, n_scored, average, first, disagree = connection.execute(
+    # An outer join: a mention the scoring pass has not reached yet still counts, and is named.
+    total, unscored, n_scored, average, first, disagree = connection.execute(
         select(
             func.count(Mention.id),
+            func.sum(case((MentionScore.mention_id.is_(None), 1), else_=0)),
             func.sum(case((and_(scored, customer), 1), else_=0)),
             func.avg(case((and_(scored, customer), MentionScore.compound))),
             func.sum(case((and_(MentionScore.first_impression, customer), 1), else_=0)),
             func.sum(case((MentionScore.rating_disagrees, 1), else_=0)),
         )
-        .join(MentionScore, MentionScore.mention_id == Mention.id)
+        .outerjoin(MentionScore, MentionScore.mention_id == Mention.id)
         .where(in_period, customer)
     ).one()
     labels = dict(
@@ -352,6 +356,7 @@ def _totals(connection: Connection, business_id: int, period: Period) -> dict[st
     )
     return {
         "total": int(total or 0),
+        "unscored": int(unscored or 0),
         "scored": int(n_scored or 0),
         "average": float(average) if average is not None else None,
         "first": int(first or 0),
@@ -756,6 +761,7 @@ def build_digest(
         total=totals["total"],
         previous_total=before["total"],
         scored=totals["scored"],
+        unscored=totals["unscored"],
         average=average,
         score=score_1_to_10(average),
         previous_score=score_1_to_10(before["average"]),

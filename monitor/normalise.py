@@ -70,10 +70,11 @@ def clean_text(raw: str | None) -> str:
         text = remove_tags(text)
     text = replace_entities(text)
     text = unicodedata.normalize("NFC", text)
-    text = "".join(
-        ch if unicodedata.category(ch)[0] != "C" else (" " if ch in "\n\r\t\v\f" else "")
-        for ch in text
-    )
+    if not text.isprintable():  # printable text has no control characters: skip the loop
+        text = "".join(
+            ch if unicodedata.category(ch)[0] != "C" else (" " if ch in "\n\r\t\v\f" else "")
+            for ch in text
+        )
     return _WHITESPACE.sub(" ", text).strip()
 
 

@@ -1,28 +1,27 @@
-"""The one item pipeline every mention goes through: normalise → key → sentiment → touchpoints → store.
+"""The one item pipeline every collected mention goes through: normalise → key → language → store.
 
 Spiders reach it as a Scrapy item pipeline (``MentionPipeline``); platform clients call ``Ingest``
-directly. Known mentions are recognised by key before scoring, so a rerun costs a lookup, not
-a VADER pass, and a batch is stored in one transaction so a killed run loses at most one batch.
+directly. Known mentions are recognised by key, so a rerun costs a lookup; a batch is stored in
+one transaction, so a killed run loses at most one batch. Judging what was stored (VADER and
+touchpoints) is the scoring pass's work (``monitor.scoring``), which keeps collecting fast and
+lets scoring run on every core, or every worker, after it.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
-import multiprocessing
 import os
 import time
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Iterable
-from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from monitor.normalise import clean_text, content_hash, dedup_key, detect_language
 from monitor.records import MentionRecord
-from monitor.sentiment import score_text
-from monitor.store import PreparedMention, Store, utc_now
+from monitor.store import Store, utc_now
 from monitor.touchpoints import Taxonomy
 
 log = logging.getLogger(__name__)
@@ -92,7 +91,7 @@ def prepare(
         "published_offset_minutes": offset,
         "collected_at": collected_at,
         "occurred_at": published_at or collected_at,
-        "language": None,  # detected with the scoring, off the collector's thread
+        "language": detect_language(text),
         "owner_reply": clean_text(record.owner_reply) or None,
         "owner_reply_at": reply_at,
         "extra": record.extra,
@@ -103,42 +102,6 @@ def prepare(
 def _author(raw: str | None, hashed: bool) -> str | None:
     author = clean_text(raw) or None
     return hash_author(author) if author and hashed else author
-
-
-def score_and_map(row: dict[str, Any], taxonomy: Taxonomy) -> PreparedMention:
-    """The expensive part: language, VADER on the text and its sentences, then touchpoints."""
-    if not row.get("language"):
-        row["language"] = detect_language(row["text"])
-    sentiment = score_text(row["text"], row["language"], row["rating"])
-    scored_at = utc_now()
-    return PreparedMention(
-        row=row,
-        score={
-            "compound": sentiment.compound,
-            "positive": sentiment.positive,
-            "neutral": sentiment.neutral,
-            "negative": sentiment.negative,
-            "label": sentiment.label,
-            "rating_disagrees": sentiment.rating_disagrees,
-            "first_impression": taxonomy.is_first_impression(sentiment),
-            "scored_at": scored_at,
-        },
-        sentences=[
-            {"position": s.position, "text": s.text, "compound": s.compound, "label": s.label}
-            for s in sentiment.sentences
-        ],
-        assignments=[
-            {
-                "touchpoint": a.touchpoint,
-                "rank": a.rank,
-                "confidence": a.confidence,
-                "compound": a.compound,
-                "label": a.label,
-                "evidence": a.evidence,
-            }
-            for a in taxonomy.assign(sentiment, row["kind"])
-        ],
-    )
 
 
 @dataclass
@@ -153,12 +116,9 @@ class Ingest:
     batch_size: int = BATCH_SIZE
     hash_authors: bool = False
     batch_seconds: float = BATCH_SECONDS
-    processes: int = 1
-    """Processes that score full batches in parallel while this one keeps collecting."""
     counts: Counter[str] = field(default_factory=Counter)
     _pending: dict[str, dict[str, Any]] = field(default_factory=dict)
     _oldest: float = 0.0
-    _scoring: deque[tuple[Future[list[PreparedMention]], int]] = field(default_factory=deque)
 
     def add(self, record: MentionRecord) -> str:
         """Queue one record; returns ``queued``, ``duplicate`` or raises DroppedMention."""
@@ -178,7 +138,7 @@ class Ingest:
             len(self._pending) >= self.batch_size
             or time.monotonic() - self._oldest >= self.batch_seconds
         ):
-            self.flush(wait=False)
+            self.flush()
         return "queued"
 
     def add_all(self, records: Iterable[MentionRecord]) -> None:
@@ -188,67 +148,17 @@ class Ingest:
             except DroppedMention as dropped:
                 log.warning("dropped a mention (%s)", dropped)
 
-    def flush(self, wait: bool = True) -> None:
-        """Score what is new in the batch and store it in one transaction.
-
-        A full batch, when several processes are allowed, is scored in another process while
-        collecting goes on; ``wait`` (the default, and always at the end) stores everything
-        still being scored before returning.
-        """
-        if self._pending:
-            pending, self._pending = self._pending, {}
-            known = self.store.known_keys(pending)
-            fresh = [row for key, row in pending.items() if key not in known]
-            self.counts["duplicate"] += len(pending) - len(fresh)
-            if self.processes > 1 and len(fresh) >= self.batch_size // 2:
-                pool = scoring_pool(self.taxonomy, self.processes)
-                self._scoring.append((pool.submit(score_rows, fresh), len(fresh)))
-            else:
-                self._store([score_and_map(row, self.taxonomy) for row in fresh], len(fresh))
-        # Keep at most one batch per process in flight: memory stays flat however long the run.
-        while self._scoring and (
-            wait or len(self._scoring) > self.processes or self._scoring[0][0].done()
-        ):
-            future, size = self._scoring.popleft()
-            self._store(future.result(), size)
-
-    def _store(self, prepared: list[PreparedMention], size: int) -> None:
-        new = self.store.save(prepared)
+    def flush(self) -> None:
+        """Store what is new in the batch, in one transaction."""
+        if not self._pending:
+            return
+        pending, self._pending = self._pending, {}
+        known = self.store.known_keys(pending)
+        fresh = [row for key, row in pending.items() if key not in known]
+        new = self.store.save_mentions(fresh)
         self.counts["new"] += new
-        # Stored meanwhile by an overlapping run: a duplicate too.
-        self.counts["duplicate"] += size - new
-
-
-_pools: dict[int, ProcessPoolExecutor] = {}
-_worker_taxonomy: Taxonomy | None = None
-
-
-def _start_worker(taxonomy: Taxonomy) -> None:
-    global _worker_taxonomy
-    _worker_taxonomy = taxonomy
-
-
-def score_rows(rows: list[dict[str, Any]]) -> list[PreparedMention]:
-    """Runs in a scoring process, with the taxonomy it was started with."""
-    assert _worker_taxonomy is not None
-    return [score_and_map(row, _worker_taxonomy) for row in rows]
-
-
-def scoring_pool(taxonomy: Taxonomy, processes: int) -> ProcessPoolExecutor:
-    """One pool per taxonomy per process, started on first use (only big runs need it).
-
-    "spawn", not fork: the collector may be a Scrapy process with threads and a reactor.
-    """
-    pool = _pools.get(id(taxonomy))
-    if pool is None:
-        pool = ProcessPoolExecutor(
-            max_workers=processes,
-            mp_context=multiprocessing.get_context("spawn"),
-            initializer=_start_worker,
-            initargs=(taxonomy,),
-        )
-        _pools[id(taxonomy)] = pool
-    return pool
+        # Known before the batch, or stored meanwhile by an overlapping run or another worker.
+        self.counts["duplicate"] += len(pending) - new
 
 
 class MentionPipeline:
@@ -278,7 +188,6 @@ class MentionPipeline:
             source_id=spider.source_id,
             run_id=getattr(spider, "run_id", None),
             hash_authors=spider.config.privacy.hash_authors,
-            processes=spider.config.scoring_processes,
         )
 
     def process_item(self, item: Any, spider: Any = None) -> Any:
@@ -300,43 +209,3 @@ class MentionPipeline:
         self.ingest.flush()
         self.stats.set_value("monitor/new", self.ingest.counts["new"])
         self.stats.set_value("monitor/duplicate", self.ingest.counts["duplicate"])
-
-
-def rescore(store: Store, taxonomy: Taxonomy, batch_size: int = BATCH_SIZE) -> int:
-    """Score and map every stored mention again (after a taxonomy or lexicon change).
-
-    Batch by batch, each replaced in one transaction: a killed rescore leaves every mention with
-    either its old or its new judgement, never none; running it twice gives the same result.
-    """
-    from sqlalchemy import select
-
-    from monitor.store import Mention
-
-    done = 0
-    last_id = 0
-    columns = (Mention.id, Mention.text, Mention.language, Mention.rating, Mention.kind)
-    while True:
-        with store.engine.connect() as connection:
-            rows = connection.execute(
-                select(*columns).where(Mention.id > last_id).order_by(Mention.id).limit(batch_size)
-            ).all()
-        if not rows:
-            return done
-        batch = [
-            (
-                row.id,
-                score_and_map(
-                    {
-                        "text": row.text,
-                        "language": row.language,
-                        "rating": row.rating,
-                        "kind": row.kind,
-                    },
-                    taxonomy,
-                ),
-            )
-            for row in rows
-        ]
-        store.replace_scores(batch)
-        done += len(batch)
-        last_id = rows[-1].id

@@ -12,6 +12,7 @@ from datetime import timedelta
 from typing import Any
 
 from monitor.config import Config
+from monitor.scoring import ScoreResult
 from monitor.store import Store, utc_now
 from monitor.touchpoints import Taxonomy
 
@@ -61,6 +62,7 @@ class RunResult:
     run_id: int
     outcomes: list[SourceOutcome]
     deleted: int = 0
+    scoring: ScoreResult = field(default_factory=ScoreResult)
 
     @property
     def failed(self) -> list[SourceOutcome]:
@@ -76,23 +78,26 @@ class RunResult:
 
 
 def collect(config: Config, store: Store, taxonomy: Taxonomy, command: str) -> RunResult:
-    """One collection run: every platform, then every spider, recorded as a run.
+    """One collection run: every platform, then every spider, then the scoring pass.
 
     Call it holding the run lock (``monitor.lock.run_lock``). A run killed half-way is marked
     ``interrupted`` by the next one; what it stored stays stored, exactly once.
     """
     from monitor.clients import collect_platforms
     from monitor.crawl import crawl_sources  # imports Scrapy and Twisted: only when crawling
+    from monitor.scoring import score_pending
 
     run_id = store.start_run(command)
     outcomes: list[SourceOutcome] = []
     try:
         outcomes += collect_platforms(config, store, taxonomy, run_id)
         outcomes += crawl_sources(config, store, taxonomy, run_id)
+        # Everything unscored, not only this run's: a killed run's mentions are judged now.
+        scoring = score_pending(store, taxonomy, config.scoring_processes)
     except BaseException:
         store.finish_run(run_id, "failed")
         raise
-    result = RunResult(run_id, outcomes)
+    result = RunResult(run_id, outcomes, scoring=scoring)
     if config.privacy.retention_days:
         cutoff = utc_now() - timedelta(days=config.privacy.retention_days)
         result.deleted = store.delete_older_than(cutoff)

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
@@ -25,20 +25,24 @@ from sqlalchemy import (
     Index,
     Integer,
     String,
+    Table,
     Text,
     UniqueConstraint,
     create_engine,
     delete,
     event,
+    exists,
     false,
+    func,
     insert,
     select,
     text,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.sql.elements import ColumnElement
 
 from monitor.lock import file_lock, sqlite_path
 
@@ -230,6 +234,77 @@ def migrate(engine: Engine) -> None:
         command.upgrade(settings, "head")
 
 
+def insert_ignoring_conflicts(
+    connection: Connection,
+    model: type[Base],
+    rows: Sequence[dict[str, Any]],
+    unique: str,
+    returning: str | None = None,
+) -> Any:
+    """``INSERT … ON CONFLICT (unique) DO NOTHING`` for many rows, as fast as the driver allows.
+
+    Returns how many rows were inserted, or with ``returning`` the inserted rows' values of that
+    column. On PostgreSQL the rows go through psycopg's pipelined ``executemany`` (SQLAlchemy's
+    multi-row VALUES reports no row count and is 3× slower with RETURNING: bench/ingest.py).
+    """
+    table = cast(Table, model.__table__)
+    if connection.dialect.name != "postgresql":
+        stmt = sqlite.insert(table).on_conflict_do_nothing(index_elements=[unique])
+        if returning is None:
+            return connection.execute(stmt, rows).rowcount
+        return list(connection.scalars(stmt.returning(table.c[returning]), rows))
+    from psycopg.types.json import Json
+
+    columns = list(rows[0])
+    json_columns = {c for c in columns if isinstance(table.c[c].type, JSON)}
+    sql = (
+        f"INSERT INTO {table.name} ({', '.join(columns)}) "
+        f"VALUES ({', '.join('%s' for _ in columns)}) "
+        f"ON CONFLICT ({unique}) DO NOTHING"
+    ) + (f" RETURNING {returning}" if returning else "")
+    params = [tuple(Json(row[c]) if c in json_columns else row[c] for c in columns) for row in rows]
+    cursor: Any = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.executemany(sql, params, returning=returning is not None)
+        if returning is None:
+            return cursor.rowcount
+        values: list[Any] = []
+        while True:
+            values.extend(value for (value,) in cursor.fetchall())
+            if not cursor.nextset():
+                return values
+    finally:
+        cursor.close()
+
+
+def not_scored() -> ColumnElement[bool]:
+    """The condition of a mention with no judgement yet (stored, not scored)."""
+    return ~exists().where(MentionScore.mention_id == Mention.id)
+
+
+def save_scores(connection: Connection, batch: Sequence[tuple[int, PreparedMention]]) -> int:
+    """The judgement of stored mentions, within the caller's transaction.
+
+    A mention that got its score meanwhile (another scorer) keeps the first one: only the
+    mentions whose score row this call inserted get sentences and touchpoints.
+    """
+    if not batch:
+        return 0
+    scores = [{**p.score, "mention_id": i} for i, p in batch]
+    stored = set(
+        insert_ignoring_conflicts(
+            connection, MentionScore, scores, "mention_id", returning="mention_id"
+        )
+    )
+    sentences = [{**s, "mention_id": i} for i, p in batch if i in stored for s in p.sentences]
+    if sentences:
+        connection.execute(insert(SentenceScore), sentences)
+    assignments = [{**a, "mention_id": i} for i, p in batch if i in stored for a in p.assignments]
+    if assignments:
+        connection.execute(insert(TouchpointAssignment), assignments)
+    return len(stored)
+
+
 class Store:
     """The database a run writes mentions to and a digest reads from."""
 
@@ -244,6 +319,19 @@ class Store:
 
     def close(self) -> None:
         self.engine.dispose()
+
+    @property
+    def url(self) -> str:
+        """The database URL, password included, for another process to open."""
+        return self.engine.url.render_as_string(hide_password=False)
+
+    def unscored(self) -> int:
+        """How many stored mentions wait for the scoring pass."""
+        with self.engine.connect() as connection:
+            return int(
+                connection.scalar(select(func.count()).select_from(Mention).where(not_scored()))
+                or 0
+            )
 
     @property
     def _dialect(self) -> Any:
@@ -293,6 +381,17 @@ class Store:
                     )
                 )
         return found
+
+    def save_mentions(self, rows: Sequence[dict[str, Any]]) -> int:
+        """Store a batch of mention rows in one transaction; returns how many were new.
+
+        Rows whose key is stored already (a rerun, an overlapping run, another worker) are left
+        alone. Scores come later, from the scoring pass (``monitor.scoring``).
+        """
+        if not rows:
+            return 0
+        with self.engine.begin() as connection:
+            return insert_ignoring_conflicts(connection, Mention, rows, "dedup_key")
 
     def save(self, batch: Sequence[PreparedMention]) -> int:
         """Store a batch in one transaction; returns how many were new (others were known)."""
@@ -351,16 +450,7 @@ class Store:
         with self.engine.begin() as connection:
             for table in (TouchpointAssignment, SentenceScore, MentionScore):
                 connection.execute(delete(table).where(table.mention_id.in_(ids)))
-            connection.execute(
-                insert(MentionScore), [{**p.score, "mention_id": i} for i, p in batch]
-            )
-            sentences = [{**s, "mention_id": i} for i, p in batch for s in p.sentences]
-            if sentences:
-                connection.execute(insert(SentenceScore), sentences)
-            connection.execute(
-                insert(TouchpointAssignment),
-                [{**a, "mention_id": i} for i, p in batch for a in p.assignments],
-            )
+            save_scores(connection, batch)
 
     def delete_older_than(self, cutoff: datetime) -> int:
         """Retention: remove mentions (and their scores) that happened before ``cutoff``."""

@@ -178,6 +178,7 @@ def collect(tmp_path: Path, sources: list[dict[str, Any]], **crawl: Any) -> Coll
     """Run the platform clients of an Example Bakery config in this process (plain HTTP)."""
     from monitor.clients import collect_platforms
     from monitor.config import parse_config
+    from monitor.scoring import score_pending
     from monitor.store import Store
     from monitor.touchpoints import load_taxonomy
 
@@ -201,7 +202,9 @@ def collect(tmp_path: Path, sources: list[dict[str, Any]], **crawl: Any) -> Coll
     store = Store.open(config.database)
     try:
         run_id = store.start_run("test")
-        outcomes = collect_platforms(config, store, load_taxonomy(config), run_id)
+        taxonomy = load_taxonomy(config)
+        outcomes = collect_platforms(config, store, taxonomy, run_id)
+        score_pending(store, taxonomy)  # what a run does next
     finally:
         store.close()
     return Collected(outcomes, database)

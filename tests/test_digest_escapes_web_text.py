@@ -11,6 +11,7 @@ from monitor.config import parse_config
 from monitor.digest import Period, write_digest
 from monitor.pipeline import Ingest
 from monitor.records import MentionRecord
+from monitor.scoring import score_pending
 from monitor.store import Store
 from monitor.touchpoints import load_taxonomy
 
@@ -50,6 +51,7 @@ def test_hostile_review_text_is_escaped(tmp_path: Path) -> None:
             )
         )
     ingest.flush()
+    score_pending(store, taxonomy)
     path = write_digest(config, store, taxonomy, Period.parse_week("2026-W47"))
     html = path.read_text(encoding="utf-8")
     page = lxml.html.fromstring(html)

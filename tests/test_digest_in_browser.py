@@ -23,6 +23,7 @@ from monitor.config import parse_config
 from monitor.digest import Period, write_digest
 from monitor.pipeline import Ingest
 from monitor.records import MentionRecord
+from monitor.scoring import score_pending
 from monitor.store import Store
 from monitor.touchpoints import load_taxonomy
 from tests.conftest import run_monitor
@@ -282,6 +283,7 @@ def _hostile_digest(tmp_path: Path) -> Path:
             )
         )
         ingest.flush()
+        score_pending(store, taxonomy)
         return write_digest(config, store, taxonomy, Period.parse_week("2026-W47"))
     finally:
         store.close()

@@ -155,6 +155,18 @@ def stored_mentions(db: str) -> Counter[str]:
     return Counter(rows)
 
 
+def scored_mentions(db: str) -> tuple[int, int]:
+    """Score rows, and distinct mentions that have touchpoints."""
+    engine = create_engine(db)
+    with engine.connect() as connection:
+        scores = connection.scalar(text("SELECT count(*) FROM mention_scores"))
+        mapped = connection.scalar(
+            text("SELECT count(DISTINCT mention_id) FROM touchpoint_assignments")
+        )
+    engine.dispose()
+    return int(scores or 0), int(mapped or 0)
+
+
 def expected_pages() -> set[str]:
     return {page_path(c, p) for c in range(CHAINS) for p in range(PAGES_PER_CHAIN)}
 
@@ -183,6 +195,10 @@ def test_two_workers_fetch_every_page_once_and_store_every_mention_once(
     mentions = stored_mentions(shared_db)
     assert len(mentions) == PAGES * REVIEWS_PER_PAGE
     assert max(mentions.values()) == 1
+    # Then the workers shared the scoring pass: every mention judged once, by one of them.
+    scored = [int(out.splitlines()[1].split()[0]) for out, _ in outputs]
+    assert sum(scored) == PAGES * REVIEWS_PER_PAGE, outputs
+    assert scored_mentions(shared_db) == (PAGES * REVIEWS_PER_PAGE, PAGES * REVIEWS_PER_PAGE)
 
 
 def test_the_surviving_worker_finishes_the_queue_when_another_is_killed(

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from monitor.config import ConfigError, parse_config
-from monitor.pipeline import score_and_map
+from monitor.scoring import score_and_map
 from monitor.sentiment import UNSUPPORTED, score_text, split_sentences
 from monitor.touchpoints import UNCLASSIFIED, load_taxonomy
 

@@ -17,8 +17,9 @@ from sqlalchemy import func, select, text
 
 from monitor.config import parse_config
 from monitor.lock import RunInProgress, run_lock
-from monitor.pipeline import Ingest, rescore
+from monitor.pipeline import Ingest
 from monitor.records import MentionRecord
+from monitor.scoring import rescore, score_pending
 from monitor.store import (
     MIGRATIONS,
     Mention,
@@ -60,6 +61,7 @@ def _ingest(url: str, records: list[MentionRecord], batch_size: int = 50) -> dic
         ingest = Ingest(store, taxonomy, business_id, source_id, batch_size=batch_size)
         ingest.add_all(records)
         ingest.flush()
+        score_pending(store, taxonomy)
         return dict(ingest.counts)
     finally:
         store.close()

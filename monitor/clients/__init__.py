@@ -135,7 +135,6 @@ def collect_platforms(
                 source_id,
                 run_id,
                 hash_authors=config.privacy.hash_authors,
-                processes=config.scoring_processes,
             )
             outcome = collect_source(source, business, context, ingest)
             level = logging.WARNING if outcome.status in ("failed", "skipped") else logging.INFO

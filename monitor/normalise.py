@@ -68,14 +68,15 @@ def clean_text(raw: str | None) -> str:
         text = remove_tags_with_content(text, which_ones=("script", "style"))
         text = _BLOCK_TAGS.sub(" ", text)
         text = remove_tags(text)
-    text = replace_entities(text)
+    if "&" in text:
+        text = replace_entities(text)
     text = unicodedata.normalize("NFC", text)
     if not text.isprintable():  # printable text has no control characters: skip the loop
         text = "".join(
             ch if unicodedata.category(ch)[0] != "C" else (" " if ch in "\n\r\t\v\f" else "")
             for ch in text
         )
-    return _WHITESPACE.sub(" ", text).strip()
+    return " ".join(text.split())  # the same as folding r"\s+" and stripping, only faster
 
 
 @lru_cache(maxsize=1)
@@ -133,13 +134,15 @@ _ENGLISH_WORDS = frozenset(
         "all",
     ]
 )
-_WORD = re.compile(r"[a-z']+")  # ASCII words only: text in other scripts goes to the model
+_WORD = re.compile(r"[a-z']+")
+_OPENING_CHARS = 400  # ASCII words only: text in other scripts goes to the model
 
 
 def detect_language(text: str, default: str = "en") -> str:
     """ISO 639-1 code of the text's language; short or uncertain text gets ``default``."""
-    words = _WORD.findall(text.lower())
-    english = sum(w in _ENGLISH_WORDS for w in words)
+    # The opening words are enough to call text plainly English.
+    words = _WORD.findall(text[:_OPENING_CHARS].lower())
+    english = sum(map(_ENGLISH_WORDS.__contains__, words))
     if len(words) >= 6 and english >= 0.25 * len(words):
         return "en"  # plainly English: no need to ask the model
     if sum(ch.isalpha() for ch in text) < _MIN_LETTERS_FOR_DETECTION:
@@ -149,7 +152,7 @@ def detect_language(text: str, default: str = "en") -> str:
 
 
 def _fold(value: str | None) -> str:
-    return _WHITESPACE.sub(" ", unicodedata.normalize("NFKC", value or "")).strip().casefold()
+    return " ".join(unicodedata.normalize("NFKC", value or "").split()).casefold()
 
 
 def _digest(*parts: str) -> str:

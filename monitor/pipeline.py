@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 
 # Mentions stored per transaction: large enough for bulk-insert speed, small enough that a
 # killed run loses little and holds SQLite's write lock only briefly.
-BATCH_SIZE = 500
+BATCH_SIZE = 5000
 # …and at least this often (seconds) while mentions trickle in, so a slow crawl killed half-way
 # has stored what it had found.
 BATCH_SECONDS = 5.0

@@ -238,10 +238,10 @@ def insert_ignoring_conflicts(
     connection: Connection,
     model: type[Base],
     rows: Sequence[dict[str, Any]],
-    unique: str,
+    unique: Sequence[str],
     returning: str | None = None,
 ) -> Any:
-    """``INSERT … ON CONFLICT (unique) DO NOTHING`` for many rows, as fast as the driver allows.
+    """``INSERT … ON CONFLICT (*unique) DO NOTHING`` for many rows, as fast as the driver allows.
 
     Returns how many rows were inserted, or with ``returning`` the inserted rows' values of that
     column. On PostgreSQL the rows go through psycopg's pipelined ``executemany`` (SQLAlchemy's
@@ -249,7 +249,7 @@ def insert_ignoring_conflicts(
     """
     table = cast(Table, model.__table__)
     if connection.dialect.name != "postgresql":
-        stmt = sqlite.insert(table).on_conflict_do_nothing(index_elements=[unique])
+        stmt = sqlite.insert(table).on_conflict_do_nothing(index_elements=list(unique))
         if returning is None:
             return connection.execute(stmt, rows).rowcount
         return list(connection.scalars(stmt.returning(table.c[returning]), rows))
@@ -260,7 +260,7 @@ def insert_ignoring_conflicts(
     sql = (
         f"INSERT INTO {table.name} ({', '.join(columns)}) "
         f"VALUES ({', '.join('%s' for _ in columns)}) "
-        f"ON CONFLICT ({unique}) DO NOTHING"
+        f"ON CONFLICT ({', '.join(unique)}) DO NOTHING"
     ) + (f" RETURNING {returning}" if returning else "")
     params = [tuple(Json(row[c]) if c in json_columns else row[c] for c in columns) for row in rows]
     cursor: Any = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
@@ -293,15 +293,17 @@ def save_scores(connection: Connection, batch: Sequence[tuple[int, PreparedMenti
     scores = [{**p.score, "mention_id": i} for i, p in batch]
     stored = set(
         insert_ignoring_conflicts(
-            connection, MentionScore, scores, "mention_id", returning="mention_id"
+            connection, MentionScore, scores, ["mention_id"], returning="mention_id"
         )
     )
     sentences = [{**s, "mention_id": i} for i, p in batch if i in stored for s in p.sentences]
     if sentences:
-        connection.execute(insert(SentenceScore), sentences)
+        insert_ignoring_conflicts(connection, SentenceScore, sentences, ["mention_id", "position"])
     assignments = [{**a, "mention_id": i} for i, p in batch if i in stored for a in p.assignments]
     if assignments:
-        connection.execute(insert(TouchpointAssignment), assignments)
+        insert_ignoring_conflicts(
+            connection, TouchpointAssignment, assignments, ["mention_id", "touchpoint"]
+        )
     return len(stored)
 
 
@@ -391,7 +393,7 @@ class Store:
         if not rows:
             return 0
         with self.engine.begin() as connection:
-            return insert_ignoring_conflicts(connection, Mention, rows, "dedup_key")
+            return insert_ignoring_conflicts(connection, Mention, rows, ["dedup_key"])
 
     def save(self, batch: Sequence[PreparedMention]) -> int:
         """Store a batch in one transaction; returns how many were new (others were known)."""

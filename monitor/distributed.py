@@ -138,8 +138,9 @@ class LeasedPriorityQueue(PriorityQueue):
 class ReleaseLeases:
     """Spider middleware: a page's lease ends once everything its callback gave is handled.
 
-    By then its next-page request is in Redis; the mentions are committed first (a flush of
-    the pipeline's batch), so a worker killed after the release has lost nothing.
+    By then its next-page request is in Redis. Its mentions may still wait in the pipeline's
+    batch: the lease is then held until that batch is committed (or the worker is idle), so a
+    worker killed after the release has lost nothing, and pages are not committed one by one.
     """
 
     def process_spider_output(self, response: Any, result: Any, spider: Any) -> Any:
@@ -161,12 +162,15 @@ class RedisFedSpider(RedisMixin):
     """
 
     lease_key: str
+    _held: list[str]
+    """Leases of pages handled whose mentions are not committed yet."""
 
     @classmethod
     def from_crawler(cls, crawler: Crawler, *args: Any, **kwargs: Any) -> Any:
         spider = super().from_crawler(crawler, *args, **kwargs)
         spider.redis_key = f"{spider.name}:start_urls"
         spider.lease_key = f"{spider.name}:leased:{WORKER_ID}"
+        spider._held = []
         spider.setup_redis(crawler)
         crawler.signals.connect(spider._beat_start, signal=signals.spider_opened)
         crawler.signals.connect(spider._beat_stop, signal=signals.spider_closed)
@@ -194,11 +198,29 @@ class RedisFedSpider(RedisMixin):
         lease = request.meta.get("monitor_lease")
         if not lease:
             return
+        self._held.append(lease)
+        if not any(ingest.pending for ingest in self._ingests()):
+            self._release_held()
+        # Otherwise the pipeline's next commit releases it (``Ingest.after_flush``).
+
+    def _ingests(self) -> list[Any]:
+        found = []
         for component in self.crawler.engine.scraper.itemproc.middlewares:
             ingest = getattr(component, "ingest", None)
             if ingest is not None:
-                ingest.flush()
-        self.server.hdel(self.lease_key, lease)
+                ingest.after_flush = self._release_held
+                found.append(ingest)
+        return found
+
+    def _release_held(self) -> None:
+        if self._held:
+            held, self._held = self._held, []
+            self.server.hdel(self.lease_key, *held)
+
+    def _commit_and_release(self) -> None:
+        for ingest in self._ingests():
+            ingest.flush()
+        self._release_held()
 
     def requeue_dead_leases(self) -> bool:
         """Requeue the leases of workers whose heartbeat lapsed; True while any worker holds some."""
@@ -223,6 +245,8 @@ class RedisFedSpider(RedisMixin):
         return held
 
     def spider_idle(self) -> None:
+        # Nothing to crawl for now: commit what waits, so other workers see our leases end.
+        self._commit_and_release()
         if self.requeue_dead_leases():
             # Another worker may still queue pages (or die and leave us its leases): not idle.
             self.spider_idle_start_time = int(time.time())

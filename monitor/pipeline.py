@@ -14,7 +14,7 @@ import logging
 import os
 import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -117,6 +117,8 @@ class Ingest:
     hash_authors: bool = False
     batch_seconds: float = BATCH_SECONDS
     counts: Counter[str] = field(default_factory=Counter)
+    after_flush: Callable[[], None] | None = None
+    """Called once a batch is committed (a distributed worker then releases its pages' leases)."""
     _pending: dict[str, dict[str, Any]] = field(default_factory=dict)
     _oldest: float = 0.0
 
@@ -159,6 +161,13 @@ class Ingest:
         self.counts["new"] += new
         # Known before the batch, or stored meanwhile by an overlapping run or another worker.
         self.counts["duplicate"] += len(pending) - new
+        if self.after_flush is not None:
+            self.after_flush()
+
+    @property
+    def pending(self) -> int:
+        """Mentions queued and not yet committed."""
+        return len(self._pending)
 
 
 class MentionPipeline:

@@ -223,8 +223,8 @@ class CrawlSettings(_Strict):
     retry_backoff: Annotated[float, Field(ge=0)] = 1.0
     """Seconds before the first retry; doubled for each further one (unless Retry-After says)."""
     scoring_processes: Annotated[int, Field(ge=1, le=64)] | None = None
-    """Processes scoring full batches while collection goes on (default: one per CPU).
-    Small runs never start them."""
+    """Processes of the scoring pass that follows collecting (default: one per CPU); a pass
+    with fewer than two batches a process waiting uses fewer."""
     max_page_mb: Annotated[float, Field(gt=0)] = 8.0
     """A page larger than this is not downloaded (a trap or a mistake); it is counted instead."""
 

@@ -55,27 +55,34 @@ _MIN_LETTERS_FOR_DETECTION = 24
 _MIN_CONFIDENCE = 0.80
 
 
+def _without_controls(text: str) -> str:
+    """Control, format, private-use and unassigned characters dropped; line breaks as spaces."""
+    if text.isprintable():  # printable text has none of them: skip the loop
+        return text
+    return "".join(
+        ch if unicodedata.category(ch)[0] != "C" else (" " if ch in "\n\r\t\v\f" else "")
+        for ch in text
+    )
+
+
 def clean_text(raw: str | None) -> str:
     """Plain text from whatever a source gave: markup stripped, entities decoded, spaces folded.
 
     Scripts and styles are removed with their content; other tags are removed but their text
-    kept. Control characters (other than line breaks, which become spaces) are dropped.
+    kept. Control characters (other than line breaks, which become spaces) are dropped — first,
+    so that one hidden inside a tag (``<\x00script>``) cannot keep it from being seen as a tag,
+    and again after decoding entities (``&#1;``).
     """
     if not raw:
         return ""
-    text = raw
+    text = _without_controls(raw)
     if _LOOKS_LIKE_MARKUP.search(text):
         text = remove_tags_with_content(text, which_ones=("script", "style"))
         text = _BLOCK_TAGS.sub(" ", text)
         text = remove_tags(text)
     if "&" in text:
-        text = replace_entities(text)
+        text = _without_controls(replace_entities(text))
     text = unicodedata.normalize("NFC", text)
-    if not text.isprintable():  # printable text has no control characters: skip the loop
-        text = "".join(
-            ch if unicodedata.category(ch)[0] != "C" else (" " if ch in "\n\r\t\v\f" else "")
-            for ch in text
-        )
     return " ".join(text.split())  # the same as folding r"\s+" and stripping, only faster
 
 

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import cProfile
-import hashlib
 import html
 import json
 import os
@@ -48,6 +47,16 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # run as a script: bench/ is on the path, the project is not
+
+from bench.machine import (  # noqa: E402
+    code_fingerprint,
+    cpu_busy_share,
+    load_average,
+    package_version,
+    shown_path,
+)
+
 DEFAULT_PAGES = 2000
 MIN_PAGES = 2000
 REVIEWS_PER_PAGE = 5
@@ -906,17 +915,17 @@ def run_benchmark(args: argparse.Namespace) -> int:
     began = time.monotonic()
     deadline = began + args.time_limit
     print("Crawl benchmark (bench/crawl.py): bare Scrapy spider vs. our spider + pipeline")
-    print(f"command: {' '.join([_shown_path(sys.executable), *sys.argv])}")
+    print(f"command: {' '.join([shown_path(sys.executable), *sys.argv])}")
     print(f"date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC")
     print(
-        f"python {platform.python_version()}, scrapy {_version('scrapy')}, "
-        f"twisted {_version('twisted')}, extruct {_version('extruct')}, "
+        f"python {platform.python_version()}, scrapy {package_version('scrapy')}, "
+        f"twisted {package_version('twisted')}, extruct {package_version('extruct')}, "
         f"CPUs {os.cpu_count()}, {platform.platform()}"
     )
     print(f"code: sha256 of monitor/**/*.py + spiders/*.py = {code_fingerprint()}")
     busy = cpu_busy_share()
     print(
-        f"load average at start: {_load_average()}; CPUs busy just before: "
+        f"load average at start: {load_average()}; CPUs busy just before: "
         + ("unknown" if busy is None else f"{busy:.0%}")
     )
     if busy is not None and busy > BUSY_SHARE:
@@ -963,55 +972,10 @@ def run_benchmark(args: argparse.Namespace) -> int:
                     print_profile(profile_file)
     print(
         f"\nwhole benchmark: {time.monotonic() - began:.0f} s; server stopped, temp files removed; "
-        f"load average at end: {_load_average()}"
+        f"load average at end: {load_average()}"
     )
     failed = [m for m in measurements if m.problem]
     return 1 if failed else 0
-
-
-def code_fingerprint() -> str:
-    """A short hash of the project's Python sources, tying the figures to the code measured."""
-    digest = hashlib.sha256()
-    for path in sorted([*ROOT.glob("monitor/**/*.py"), *ROOT.glob("spiders/*.py")]):
-        digest.update(path.relative_to(ROOT).as_posix().encode() + b"\0" + path.read_bytes())
-    return digest.hexdigest()[:12]
-
-
-def cpu_busy_share(seconds: float = 1.0) -> float | None:
-    """Share of all CPUs busy during a short sample (Linux ``/proc/stat``); None elsewhere."""
-
-    def idle_and_total() -> tuple[int, int]:
-        first_line = Path("/proc/stat").read_text(encoding="ascii").split("\n", 1)[0]
-        ticks = [int(v) for v in first_line.split()[1:]]
-        return ticks[3] + ticks[4], sum(ticks)  # idle + iowait, everything
-
-    try:
-        idle_before, total_before = idle_and_total()
-        time.sleep(seconds)
-        idle_after, total_after = idle_and_total()
-    except (OSError, ValueError, IndexError):
-        return None
-    elapsed = total_after - total_before
-    return 1 - (idle_after - idle_before) / elapsed if elapsed > 0 else None
-
-
-def _shown_path(path: str) -> str:
-    """A path as typed from the current directory when it lies below it (``.venv/bin/python``)."""
-    relative = os.path.relpath(path)
-    return path if relative.startswith("..") else relative
-
-
-def _load_average() -> str:
-    return " ".join(f"{load:.2f}" for load in os.getloadavg()) + " (1, 5, 15 min)"
-
-
-def _version(package: str) -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version(package)
-    except PackageNotFoundError:
-        return "?"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

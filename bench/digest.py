@@ -61,6 +61,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.machine import package_version, shown_path  # noqa: E402
+
 # What the store holds.
 DEFAULT_MENTIONS = 1_000_000
 LAST_DAY = date(2026, 11, 22)
@@ -1071,30 +1073,16 @@ def drop_indexes(db: Path, names: list[str]) -> None:
     print(f"dropped {', '.join(names)}: the bench store is as built again")
 
 
-def _version(package: str) -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version(package)
-    except PackageNotFoundError:
-        return "?"
-
-
-def _shown_path(path: str) -> str:
-    relative = os.path.relpath(path)
-    return path if relative.startswith("..") else relative
-
-
 def run_benchmark(args: argparse.Namespace) -> int:
     import sqlite3
 
     print("Digest benchmark (bench/digest.py): one weekly digest over a large store")
-    print(f"command: {shlex.join([_shown_path(sys.executable), *sys.argv])}")
+    print(f"command: {shlex.join([shown_path(sys.executable), *sys.argv])}")
     print(f"date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC")
     print(
         f"python {platform.python_version()}, SQLite {sqlite3.sqlite_version}, "
-        f"SQLAlchemy {_version('sqlalchemy')}, alembic {_version('alembic')}, "
-        f"Jinja2 {_version('jinja2')}, CPUs {os.cpu_count()}, {platform.platform()}"
+        f"SQLAlchemy {package_version('sqlalchemy')}, alembic {package_version('alembic')}, "
+        f"Jinja2 {package_version('jinja2')}, CPUs {os.cpu_count()}, {platform.platform()}"
     )
     print(f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     db, built = ensure_store(Path(args.db) if args.db else None, args.mentions)

@@ -37,7 +37,6 @@ import argparse
 import contextlib
 import cProfile
 import gc
-import hashlib
 import io
 import multiprocessing
 import os
@@ -61,6 +60,7 @@ sys.path.insert(0, str(ROOT))
 from sqlalchemy import insert  # noqa: E402
 
 import monitor.pipeline as pipeline  # noqa: E402
+from bench.machine import code_fingerprint, cpu_busy_share, load_average, package_version  # noqa: E402
 from monitor.records import MentionRecord  # noqa: E402
 from monitor.scoring import score_pending  # noqa: E402
 from monitor.store import Mention, Store  # noqa: E402
@@ -803,16 +803,6 @@ def print_profile(profiler: cProfile.Profile, mentions: int, top: int = 25) -> N
     print(stream.getvalue())
 
 
-def code_fingerprint(paths: Sequence[Path] | None = None) -> str:
-    """A short hash of the project's Python sources, tying the figures to the code measured."""
-    if paths is None:
-        paths = [*ROOT.glob("monitor/**/*.py"), *ROOT.glob("spiders/*.py")]
-    digest = hashlib.sha256()
-    for path in sorted(paths):
-        digest.update(path.relative_to(ROOT).as_posix().encode() + b"\0" + path.read_bytes())
-    return digest.hexdigest()[:12]
-
-
 def measured_sources() -> dict[Path, bytes]:
     """The project's modules this run has imported (and the migrations it ran), as read now."""
     paths: set[Path] = set()
@@ -830,37 +820,6 @@ def changed_sources(before: dict[Path, bytes]) -> list[str]:
         for path, content in before.items()
         if not path.is_file() or path.read_bytes() != content
     ]
-
-
-def cpu_busy_share(seconds: float = 1.0) -> float | None:
-    """Share of all CPUs busy during a short sample (Linux ``/proc/stat``); None elsewhere."""
-
-    def idle_and_total() -> tuple[int, int]:
-        first_line = Path("/proc/stat").read_text(encoding="ascii").split("\n", 1)[0]
-        ticks = [int(v) for v in first_line.split()[1:]]
-        return ticks[3] + ticks[4], sum(ticks)
-
-    try:
-        idle_before, total_before = idle_and_total()
-        time.sleep(seconds)
-        idle_after, total_after = idle_and_total()
-    except (OSError, ValueError, IndexError):
-        return None
-    elapsed = total_after - total_before
-    return 1 - (idle_after - idle_before) / elapsed if elapsed > 0 else None
-
-
-def _version(package: str) -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version(package)
-    except PackageNotFoundError:
-        return "?"
-
-
-def _load_average() -> str:
-    return " ".join(f"{load:.2f}" for load in os.getloadavg()) + " (1, 5, 15 min)"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -890,14 +849,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"# bench/ingest.py — {datetime.now(UTC):%Y-%m-%d %H:%M} UTC")
         print(
             f"Python {platform.python_version()}, SQLAlchemy {sqlalchemy.__version__}, "
-            f"psycopg {_version('psycopg')}, SQLite {__import__('sqlite3').sqlite_version}, "
-            f"PostgreSQL {postgres.server_version}, vaderSentiment {_version('vaderSentiment')}, "
+            f"psycopg {package_version('psycopg')}, SQLite {__import__('sqlite3').sqlite_version}, "
+            f"PostgreSQL {postgres.server_version}, vaderSentiment {package_version('vaderSentiment')}, "
             f"{os.cpu_count()} CPUs"
         )
         code = code_fingerprint()
         print(f"code: sha256 of monitor/**/*.py + spiders/*.py = {code}")
         shown = "?" if busy is None else f"{busy:.0%}"
-        print(f"CPUs busy before the run: {shown}; load average {_load_average()}")
+        print(f"CPUs busy before the run: {shown}; load average {load_average()}")
 
         taxonomy = load_taxonomy()
         measured = measured_sources()
@@ -949,7 +908,7 @@ def main(argv: list[str] | None = None) -> int:
 
         print(
             f"\nwhole run: {time.perf_counter() - began:.0f} s; load average at end: "
-            f"{_load_average()}"
+            f"{load_average()}"
         )
         changed = changed_sources(measured)
         if changed:

@@ -487,7 +487,7 @@ def score(config: Config, processes: int | None) -> None:
     from monitor.scoring import score_pending
 
     store, taxonomy = _open(config)
-    with _progress(f"scoring {store.unscored()} mentions"):
+    with _progress("scoring the mentions that have no score yet"):
         result = score_pending(store, taxonomy, processes or config.scoring_processes)
     click.echo(f"{result.scored} mentions scored")
     if result.failed:

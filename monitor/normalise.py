@@ -15,7 +15,6 @@ from typing import Any
 
 from w3lib.html import remove_tags, remove_tags_with_content, replace_entities
 
-_WHITESPACE = re.compile(r"\s+")
 # Block-level tags separate words: "<p>a<p>b" is "a b", not "ab".
 _BLOCK_TAGS = re.compile(
     r"<\s*/?\s*(br|p|div|li|ul|ol|h[1-6]|blockquote|tr|td|th|article|section)\b[^>]*>",
@@ -141,8 +140,8 @@ _ENGLISH_WORDS = frozenset(
         "all",
     ]
 )
-_WORD = re.compile(r"[a-z']+")
-_OPENING_CHARS = 400  # ASCII words only: text in other scripts goes to the model
+_WORD = re.compile(r"[a-z']+")  # ASCII words only: text in other scripts goes to the model
+_OPENING_CHARS = 400
 
 
 def detect_language(text: str, default: str = "en") -> str:

@@ -8,7 +8,6 @@ rerun, a resumed crawl or two overlapping runs can never store a mention twice.
 from __future__ import annotations
 
 import contextlib
-import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -254,17 +253,13 @@ def insert_ignoring_conflicts(
         if returning is None:
             return connection.execute(stmt, rows).rowcount
         return list(connection.scalars(stmt.returning(table.c[returning]), rows))
-    from psycopg.types.json import Json
-
-    columns = list(rows[0])
-    json_columns = {c for c in columns if isinstance(table.c[c].type, JSON)}
+    columns, params = _psycopg_rows(table, rows)
     sql = (
         f"INSERT INTO {table.name} ({', '.join(columns)}) "
         f"VALUES ({', '.join('%s' for _ in columns)}) "
         f"ON CONFLICT ({', '.join(unique)}) DO NOTHING"
     ) + (f" RETURNING {returning}" if returning else "")
-    params = [tuple(Json(row[c]) if c in json_columns else row[c] for c in columns) for row in rows]
-    cursor: Any = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    cursor = _psycopg_cursor(connection)
     try:
         cursor.executemany(sql, params, returning=returning is not None)
         if returning is None:
@@ -283,24 +278,38 @@ def insert_new_rows(
 ) -> None:
     """Insert rows that cannot conflict with stored ones, as fast as the driver allows.
 
-    On PostgreSQL that is ``COPY … FROM STDIN`` (5× the rate of a pipelined ``executemany``
-    for the ~10 sentence and touchpoint rows of each mention a scoring pass stores).
+    On PostgreSQL that is ``COPY … FROM STDIN``: the ~10 sentence and touchpoint rows of each
+    mention a scoring pass stores then take about half the time of a pipelined ``executemany``
+    (profiled: 1.4 s against 3.1 s for the rows of 6,000 mentions).
     """
     table = cast(Table, model.__table__)
     if connection.dialect.name != "postgresql":
         connection.execute(insert(table), rows)
         return
-    columns = list(rows[0])
-    json_columns = {c for c in columns if isinstance(table.c[c].type, JSON)}
-    cursor: Any = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    columns, params = _psycopg_rows(table, rows)
+    cursor = _psycopg_cursor(connection)
     try:
         with cursor.copy(f"COPY {table.name} ({', '.join(columns)}) FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row(
-                    [json.dumps(row[c]) if c in json_columns else row[c] for c in columns]
-                )
+            for values in params:
+                copy.write_row(values)
     finally:
         cursor.close()
+
+
+def _psycopg_rows(table: Table, rows: Sequence[dict[str, Any]]) -> tuple[list[str], list[Any]]:
+    """The rows' columns, and their values as psycopg takes them (JSON columns sent as JSON)."""
+    from psycopg.types.json import Json
+
+    columns = list(rows[0])
+    json_columns = {c for c in columns if isinstance(table.c[c].type, JSON)}
+    return columns, [
+        tuple(Json(row[c]) if c in json_columns else row[c] for c in columns) for row in rows
+    ]
+
+
+def _psycopg_cursor(connection: Connection) -> Any:
+    """A cursor of the psycopg connection under SQLAlchemy's, in its transaction."""
+    return connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
 
 
 def not_scored() -> ColumnElement[bool]:
@@ -420,7 +429,8 @@ class Store:
             return insert_ignoring_conflicts(connection, Mention, rows, ["dedup_key"])
 
     def save(self, batch: Sequence[PreparedMention]) -> int:
-        """Store a batch in one transaction; returns how many were new (others were known)."""
+        """Store mentions judged already, with their judgements, in one transaction; returns how
+        many were new (others were known)."""
         if not batch:
             return 0
         by_key = {m.row["dedup_key"]: m for m in batch}
@@ -431,21 +441,9 @@ class Store:
                 .returning(Mention.id, Mention.dedup_key)
             )
             inserted = connection.execute(stmt, [m.row for m in by_key.values()]).all()
-            if not inserted:
-                return 0
-            scores: list[dict[str, Any]] = []
-            sentences: list[dict[str, Any]] = []
-            assignments: list[dict[str, Any]] = []
-            for mention_id, key in inserted:
-                prepared = by_key[key]
-                scores.append({**prepared.score, "mention_id": mention_id})
-                sentences.extend({**s, "mention_id": mention_id} for s in prepared.sentences)
-                assignments.extend({**a, "mention_id": mention_id} for a in prepared.assignments)
-            connection.execute(insert(MentionScore), scores)
-            if sentences:
-                connection.execute(insert(SentenceScore), sentences)
-            connection.execute(insert(TouchpointAssignment), assignments)
-        return len(inserted)
+            return save_scores(
+                connection, [(mention_id, by_key[key]) for mention_id, key in inserted]
+            )
 
     def start_run(self, command_name: str) -> int:
         """Record a new run. Call it holding the run lock: any run still marked running then

@@ -11,6 +11,7 @@ import time
 from collections import Counter
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import yaml
 from sqlalchemy import func, select
@@ -69,8 +70,12 @@ def collect(url: str, n: int) -> Store:
     return store
 
 
-def stored_judgements(store: Store) -> dict[str, tuple[str, list[tuple[str, str]], int]]:
-    """Per mention (by external id): its label, its touchpoints with their labels, sentences."""
+Judgements = dict[str, tuple[str, list[tuple[str, str, Any]], int]]
+
+
+def stored_judgements(store: Store) -> Judgements:
+    """Per mention (by external id): its label, its touchpoints with their labels and evidence,
+    and how many sentences it has."""
     with store.engine.connect() as connection:
         labels = dict(
             connection.execute(
@@ -79,13 +84,18 @@ def stored_judgements(store: Store) -> dict[str, tuple[str, list[tuple[str, str]
                 )
             ).all()
         )
-        touchpoints: dict[str, list[tuple[str, str]]] = {}
-        for external_id, touchpoint, label in connection.execute(
-            select(Mention.external_id, TouchpointAssignment.touchpoint, TouchpointAssignment.label)
+        touchpoints: dict[str, list[tuple[str, str, Any]]] = {}
+        for external_id, touchpoint, label, evidence in connection.execute(
+            select(
+                Mention.external_id,
+                TouchpointAssignment.touchpoint,
+                TouchpointAssignment.label,
+                TouchpointAssignment.evidence,
+            )
             .join(TouchpointAssignment, TouchpointAssignment.mention_id == Mention.id)
             .order_by(TouchpointAssignment.mention_id, TouchpointAssignment.rank)
         ):
-            touchpoints.setdefault(external_id, []).append((touchpoint, label))
+            touchpoints.setdefault(external_id, []).append((touchpoint, label, evidence))
         sentences = Counter(
             connection.execute(
                 select(Mention.external_id).join(
@@ -96,7 +106,7 @@ def stored_judgements(store: Store) -> dict[str, tuple[str, list[tuple[str, str]
     return {key: (labels[key], touchpoints.get(key, []), sentences[key]) for key in labels}
 
 
-def expected_judgements(n: int) -> dict[str, tuple[str, list[tuple[str, str]], int]]:
+def expected_judgements(n: int) -> Judgements:
     """What judging each record directly gives (the pass must store exactly this)."""
     expected = {}
     for record in records(n):
@@ -106,7 +116,7 @@ def expected_judgements(n: int) -> dict[str, tuple[str, list[tuple[str, str]], i
         )
         expected[record.external_id or ""] = (
             prepared.score["label"],
-            [(a["touchpoint"], a["label"]) for a in prepared.assignments],
+            [(a["touchpoint"], a["label"], a["evidence"]) for a in prepared.assignments],
             len(prepared.sentences),
         )
     return expected

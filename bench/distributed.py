@@ -16,24 +16,29 @@ in the "scored" time of the workers and not of ``monitor crawl``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import resource
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
 import redis
 import yaml
-from sqlalchemy import Engine, create_engine, text
-from sqlalchemy.pool import NullPool
+from sqlalchemy import create_engine, text
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.crawl import REVIEWS_PER_PAGE, generate_site  # noqa: E402
+from bench.machine import busy_cpu_seconds, server_cpu_seconds  # noqa: E402
+from bench.static_server import serve_in_process  # noqa: E402
 from monitor.demo import serve_directory  # noqa: E402
 
 REDIS_URL = os.environ.get("MONITOR_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -79,23 +84,55 @@ def reset_schema(database: str) -> None:
     engine.dispose()
 
 
-def counts(engine: Engine) -> tuple[int, int]:
+def counts(connection: psycopg.Connection) -> tuple[int, int]:
     """Mentions stored, and scored."""
     try:
-        with engine.connect() as connection:
-            return (
-                int(connection.scalar(text("SELECT count(*) FROM mentions")) or 0),
-                int(connection.scalar(text("SELECT count(*) FROM mention_scores")) or 0),
-            )
-    except Exception:  # the schema is not there until the first process has migrated it
+        row = connection.execute(
+            "SELECT (SELECT count(*) FROM mentions), (SELECT count(*) FROM mention_scores)"
+        ).fetchone()
+    except psycopg.errors.UndefinedTable:  # until the first process has migrated the schema
         return 0, 0
+    assert row is not None
+    return int(row[0]), int(row[1])
+
+
+@dataclass
+class Measurement:
+    stored: float  # seconds until every mention is stored
+    scored: float  # ... and until every one is scored
+    cpu_ours: float  # CPU seconds of the crawling processes (and any they started)
+    cpu_site: float  # of the web server, when it runs in a process of its own
+    cpu_postgres: float  # of PostgreSQL (every backend, ended ones too)
+    cpu_redis: float  # of Redis
+    cpu_machine: float  # of the whole machine: the rest is this script and everything else
+
+
+def children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def measure(
-    command: list[list[str]], env: dict[str, str], database: str, expected: int
-) -> tuple[float, float]:
-    """Seconds until every mention is stored, and until every one is scored."""
-    engine = create_engine(database, poolclass=NullPool)
+    command: list[list[str]],
+    env: dict[str, str],
+    database: str,
+    expected: int,
+    site_cpu: Callable[[], float],
+) -> Measurement:
+    """Run ``command``s side by side until every mention is stored and scored."""
+    # One connection, kept open: a new one every poll would cost PostgreSQL a process each time.
+    poller = psycopg.connect(database.replace("+psycopg", ""), autocommit=True)
+
+    def cpu() -> tuple[float, ...]:
+        return (
+            children_cpu(),
+            site_cpu(),
+            server_cpu_seconds("postgres"),
+            server_cpu_seconds("redis-server"),
+            busy_cpu_seconds(),
+        )
+
+    cpu_before = cpu()
     started = time.monotonic()
     processes = [
         subprocess.Popen(c, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -104,7 +141,7 @@ def measure(
     all_stored = None
     try:
         while True:
-            stored, scored = counts(engine)
+            stored, scored = counts(poller)
             if all_stored is None and stored >= expected:
                 all_stored = time.monotonic() - started
             if scored >= expected:
@@ -116,14 +153,33 @@ def measure(
         for process in processes:
             process.wait(timeout=120)
     finally:
-        engine.dispose()
-    return all_stored or all_scored, all_scored
+        poller.close()
+    used = (after - before for after, before in zip(cpu(), cpu_before, strict=True))
+    return Measurement(all_stored or all_scored, all_scored, *used)
+
+
+@contextlib.contextmanager
+def site_server(root: Path, kind: str) -> Iterator[tuple[str, Callable[[], float]]]:
+    """The base URL of the served site, and a function giving the server's CPU seconds so far."""
+    if kind == "lean":
+        with serve_in_process(root) as server:
+            yield server.url, server.cpu_seconds
+    else:  # http.server in this process: its CPU is counted with the rest
+        with serve_directory(root) as url:
+            yield url, lambda: 0.0
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pages", type=int, default=2000)
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4])
+    parser.add_argument(
+        "--site-server",
+        choices=["lean", "http.server"],
+        default="lean",
+        help="lean: bench/static_server.py in its own process (default); "
+        "http.server: monitor.demo.serve_directory inside this script",
+    )
     parser.add_argument(
         "--postgres",
         default=os.environ.get(
@@ -141,11 +197,11 @@ def main() -> int:
     prefix = f"monitor-bench-{uuid.uuid4().hex[:8]}"
     client = redis.Redis.from_url(REDIS_URL)
     expected = args.pages * REVIEWS_PER_PAGE
-    results: list[tuple[str, tuple[float, float]]] = []
+    results: list[tuple[str, Measurement]] = []
     try:
         with tempfile.TemporaryDirectory() as folder:
             site = generate_site(Path(folder) / "site", args.pages)
-            with serve_directory(site.root) as base_url:
+            with site_server(site.root, args.site_server) as (base_url, site_cpu):
                 config = write_config(
                     Path(folder), [f"{base_url}/{p}" for p in site.paths], database
                 )
@@ -156,10 +212,13 @@ def main() -> int:
                 }
                 monitor = [sys.executable, "-m", "monitor"]
                 reset_schema(database)
-                seconds = measure(
-                    [[*monitor, "crawl", "--config", str(config), "-q"]], env, database, expected
+                crawl = [*monitor, "crawl", "--config", str(config), "-q"]
+                results.append(
+                    (
+                        "`monitor crawl` (one process)",
+                        measure([crawl], env, database, expected, site_cpu),
+                    )
                 )
-                results.append(("`monitor crawl` (one process)", seconds))
                 for workers in args.workers:
                     reset_schema(database)
                     subprocess.run(
@@ -170,8 +229,12 @@ def main() -> int:
                         stdout=subprocess.DEVNULL,
                     )
                     worker = [*monitor, "worker", "--config", str(config), "--idle", "1", "-q"]
-                    seconds = measure([worker] * workers, env, database, expected)
-                    results.append((f"{workers} × `monitor worker`", seconds))
+                    results.append(
+                        (
+                            f"{workers} × `monitor worker`",
+                            measure([worker] * workers, env, database, expected, site_cpu),
+                        )
+                    )
     finally:
         keys = list(client.scan_iter(match=f"{prefix}:*"))
         if keys:
@@ -181,19 +244,40 @@ def main() -> int:
         )
         admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
         admin.close()
-    print(f"{args.pages} pages, {expected} mentions, PostgreSQL, {os.cpu_count()} CPUs")
+    print(
+        f"{args.pages} pages, {expected} mentions, PostgreSQL, {os.cpu_count()} CPUs, "
+        f"site served by {args.site_server}"
+    )
     print(
         "| processes | all stored, s | stored/s | all scored, s | scored/s "
         "| × one worker (scored) | × `monitor crawl` (scored) |"
     )
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
-    single = results[0][1][1]
-    one_worker = next((t[1] for label, t in results if label.startswith("1 ×")), None)
-    for label, (stored, scored) in results:
-        versus_one = f"{one_worker / scored:.2f}×" if one_worker else "—"
+    single = results[0][1].scored
+    one_worker = next((m.scored for label, m in results if label.startswith("1 ×")), None)
+    for label, m in results:
+        versus_one = f"{one_worker / m.scored:.2f}×" if one_worker else "—"
         print(
-            f"| {label} | {stored:.1f} | {expected / stored:.0f} | {scored:.1f} "
-            f"| {expected / scored:.0f} | {versus_one} | {single / scored:.2f}× |"
+            f"| {label} | {m.stored:.1f} | {expected / m.stored:.0f} | {m.scored:.1f} "
+            f"| {expected / m.scored:.0f} | {versus_one} | {single / m.scored:.2f}× |"
+        )
+    print()
+    print(
+        "Where the CPU went: CPU seconds over each measurement (the machine has "
+        f"{os.cpu_count()} CPU seconds a second); server side = web server + PostgreSQL + Redis"
+    )
+    print(
+        "| processes | ours | web server | PostgreSQL | Redis | rest (this script, system) "
+        "| CPUs busy on average | server side / ours |"
+    )
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for label, m in results:
+        server_side = m.cpu_site + m.cpu_postgres + m.cpu_redis
+        rest = max(m.cpu_machine - m.cpu_ours - server_side, 0.0)
+        print(
+            f"| {label} | {m.cpu_ours:.1f} | {m.cpu_site:.1f} | {m.cpu_postgres:.1f} "
+            f"| {m.cpu_redis:.1f} | {rest:.1f} | {m.cpu_machine / m.scored:.2f} "
+            f"| {server_side / m.cpu_ours:.2f} |"
         )
     return 0
 

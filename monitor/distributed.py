@@ -253,8 +253,13 @@ class RedisFedSpider(RedisMixin):
         super().spider_idle()
 
     async def start(self) -> AsyncIterator[Any]:
-        for request in self.next_requests():
-            yield request
+        # Move every waiting start URL to the shared request queue now, a batch at a time.
+        # scrapy-redis would take one batch (16) whenever this worker runs out of work, so the
+        # crawl would drain to nothing, and commit, before every batch. Once in the queue, a
+        # request is fetched by whichever worker is free, whoever moved it.
+        while batch := list(self.next_requests()):
+            for request in batch:
+                yield request
 
     def make_request_from_data(self, data: bytes) -> scrapy.Request:
         text = data.decode(self.redis_encoding or "utf-8")

@@ -8,6 +8,7 @@ same database (EX_TEMPFAIL: cron may simply try again later).
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import os
 import sys
@@ -439,6 +440,47 @@ def status(config: Config, runs: int) -> None:
             f"{health.mentions} mentions"
         )
     sys.exit(EXIT_FAILED if attention else EXIT_OK)
+
+
+@cli.command()
+@click.argument(
+    "labelled",
+    nargs=-1,
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Where to write the weights (default: config/learned.json).",
+)
+def learn(labelled: tuple[Path, ...], out: Path | None) -> None:
+    """Fit the learned touchpoint and sentiment weights on labelled mentions.
+
+    LABELLED are JSON-lines files of labelled mentions (``text``, ``source``, ``primary``,
+    ``touchpoints`` with a sentiment each; see tests/data/touchpoints_train.jsonl). Mentions
+    whose ``split`` is ``test`` are never learned from: they are kept for measuring.
+    Run ``monitor rescore`` afterwards to judge stored mentions with the new weights.
+
+    Example:
+
+        monitor learn tests/data/touchpoints_train.jsonl tests/data/touchpoints_eval.jsonl
+    """
+    from monitor.learning import DEFAULT_MODEL, fit, read_labelled
+
+    try:
+        examples = [e for e in read_labelled(labelled) if e.split != "test"]
+        model = fit(examples, sources=labelled)
+    except (ValueError, RuntimeError) as exc:
+        click.echo(f"monitor: {exc}", err=True)
+        sys.exit(EXIT_USAGE)
+    target = out or DEFAULT_MODEL
+    target.write_text(json.dumps(model.to_json(), separators=(",", ":")) + "\n", encoding="utf-8")
+    click.echo(
+        f"{len(examples)} labelled mentions: {len(model.touchpoints.vocabulary)} touchpoint "
+        f"features, {len(model.sentiment.vocabulary)} sentiment features written to {target}"
+    )
 
 
 @cli.command()

@@ -260,6 +260,10 @@ class TouchpointChanges(_Strict):
     add: list[dict[str, Any]] = []
     rename: dict[str, str] = {}
     remove: list[str] = []
+    learned: bool = Field(
+        default=True,
+        description="use the taxonomy's learned weights (false: its phrases alone)",
+    )
 
 
 class Config(_Strict):

@@ -9,17 +9,19 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any
 
+import numpy as np
 import Stemmer
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from monitor.config import DEFAULT_TAXONOMY, Config, ConfigError, TouchpointChanges
+from monitor.learning import LearnedModel, load_model
 from monitor.sentiment import UNSUPPORTED, Sentence, Sentiment, label_for
 
 UNCLASSIFIED = "unclassified"
@@ -31,6 +33,11 @@ MIN_CONFIDENCE = 0.35
 # evidence in the first sentence counts half as much again when choosing the primary touchpoint
 # (dev half of the evaluation set: macro F1 0.572 → 0.598).
 OPENING_WEIGHT = 1.5
+# With learned weights: a touchpoint needs this probability (softmax over all touchpoints and
+# "unclassified") to be named for the mention, and a sentence needs this much to be counted
+# behind a secondary touchpoint.
+MIN_PROBABILITY = 0.1
+MIN_SENTENCE_PROBABILITY = 0.4
 _TOKEN = re.compile(r"[a-z0-9]+(?:['’][a-z]+)?")
 
 
@@ -56,6 +63,8 @@ class StageSpec(_Strict):
 class TaxonomySpec(_Strict):
     version: int = 1
     threshold: Annotated[float, Field(gt=0)] = 1.0
+    learned: str | None = None
+    phrase_weight: Annotated[float, Field(ge=0)] = 0.5
     stages: Annotated[list[StageSpec], Field(min_length=1)]
     first_impression: list[str] = []
 
@@ -106,10 +115,17 @@ class Taxonomy:
     """The stages and touchpoints a business is measured on, and the phrase matcher they imply."""
 
     def __init__(
-        self, stages: Sequence[Stage], threshold: float, first_impression: Sequence[str] = ()
+        self,
+        stages: Sequence[Stage],
+        threshold: float,
+        first_impression: Sequence[str] = (),
+        model: LearnedModel | None = None,
+        phrase_weight: float = 0.5,
     ) -> None:
         self.stages = tuple(stages)
         self.threshold = threshold
+        self.model = model
+        self.phrase_weight = phrase_weight
         # first stem → the stemmed phrases starting with it
         self._first_contact: dict[str, list[tuple[str, ...]]] = {}
         for phrase in first_impression:
@@ -124,6 +140,19 @@ class Taxonomy:
                 self._add(phrase, touchpoint.id, weight, is_cue=False)
             for cue in touchpoint.negative_cues:
                 self._add(cue, touchpoint.id, 0.0, is_cue=True)
+        # With learned weights: the touchpoints a customer's mention can be about, and the
+        # column of the weights that scores each. One the weights do not know scores as
+        # "unclassified" (plus its phrases).
+        self._candidates = [t for t in self.touchpoints if t != EMPLOYEE_TOUCHPOINT]
+        self._candidates.append(UNCLASSIFIED)
+        self._position = {t: i for i, t in enumerate(self._candidates)}
+        if model is not None:
+            known = model.touchpoints.index
+            baseline = known.get(UNCLASSIFIED, 0)
+            self._columns = np.array([known.get(t, baseline) for t in self._candidates])
+            self._unknown = np.array([t not in known for t in self._candidates])
+            self._floor_missing = UNCLASSIFIED not in known
+            self._unclassified_column = self._position[UNCLASSIFIED]
 
     def _add(self, phrase: str, touchpoint: str, weight: float, *, is_cue: bool) -> None:
         key = tuple(stems(phrase))
@@ -176,10 +205,12 @@ class Taxonomy:
         if kind.startswith("employee") and EMPLOYEE_TOUCHPOINT in self.touchpoints:
             evidence = [{"sentence": None, "text": None, "terms": [f"source kind: {kind}"]}]
             return [
-                _assignment(
+                self._assignment(
                     EMPLOYEE_TOUCHPOINT, 0, 1.0, sentiment.sentences, evidence, sentiment.compound
                 )
             ]
+        if self.model is not None:
+            return self._assign_learned(sentiment, self.model)
         totals: dict[str, float] = {}
         behind: dict[str, list[Sentence]] = {}
         evidence_for: dict[str, list[dict[str, Any]]] = {}
@@ -201,7 +232,7 @@ class Taxonomy:
             if confidence < MIN_CONFIDENCE:
                 continue
             assignments.append(
-                _assignment(
+                self._assignment(
                     touchpoint,
                     len(assignments),
                     confidence,
@@ -211,8 +242,155 @@ class Taxonomy:
                 )
             )
         if not assignments:
-            return [_unclassified(sentiment)]
+            return [self._unclassified(sentiment)]
         return assignments
+
+    def _assign_learned(self, sentiment: Sentiment, model: LearnedModel) -> list[Assignment]:
+        """The learned weights plus ``phrase_weight`` × the phrase score, per touchpoint.
+
+        The mention's words pick the primary touchpoint (the most probable of all, and
+        "unclassified" when that is "unclassified" or below MIN_PROBABILITY); each sentence's
+        own words pick the touchpoint it is behind, which makes the secondary ones. A
+        touchpoint the weights do not know (a business's own) scores as "unclassified" plus
+        its phrases, so its phrases alone decide whether it is named.
+        """
+        candidates = self._candidates
+        known = model.touchpoints.index
+        matched = [self.match_sentence(s.text) for s in sentiment.sentences]
+        totals: dict[str, float] = {}
+        if not sentiment.sentences:
+            return [self._unclassified(sentiment)]
+        both = [model.sentence_rows(stems(s.text)) for s in sentiment.sentences]
+        rows = [touchpoint_rows for touchpoint_rows, _ in both]
+        # Learned scores of every candidate: for the whole mention (first row), then each sentence.
+        learned = model.touchpoints
+        table = learned.sums([sorted(set().union(*rows)), *rows])[:, self._columns]
+        if self._floor_missing:  # no "unclassified" class to stand in for unknown touchpoints
+            table[:, self._unknown] = 0.0
+        whole_scores, sentence_scores = table[0], table[1:]
+        # Plus the phrases, the opening sentence's counting OPENING_WEIGHT times for the mention.
+        position = self._position
+        for i, (sentence, found) in enumerate(zip(sentiment.sentences, matched, strict=True)):
+            weight = OPENING_WEIGHT if sentence.position == 0 else 1.0
+            for touchpoint, (score, _terms) in found.items():
+                column = position.get(touchpoint)
+                if column is not None:
+                    sentence_scores[i, column] += self.phrase_weight * score
+                    whole_scores[column] += self.phrase_weight * score * weight
+                    totals[touchpoint] = totals.get(touchpoint, 0.0) + score
+        # A matched phrase is evidence: where there is one, "unclassified" is not an answer.
+        if any(t in position for t in totals):
+            table[0, self._unclassified_column] = -np.inf
+        probabilities = np.exp(table - table.max(axis=1, keepdims=True))
+        probabilities /= probabilities.sum(axis=1, keepdims=True)
+        whole = probabilities[0]
+        # A sentence with matched phrases is behind the strongest of their touchpoints (the
+        # learned weights decide between them); one without is behind the touchpoint its words
+        # point to, when they point clearly enough.
+        behind: dict[str, list[int]] = {}
+        for i, found in enumerate(matched):
+            columns = [position[t] for t in found if t in position]
+            if columns:
+                column = max(columns, key=lambda c: sentence_scores[i, c])
+            else:
+                column = int(probabilities[i + 1].argmax())
+                if probabilities[i + 1, column] < MIN_SENTENCE_PROBABILITY:
+                    continue
+            behind.setdefault(candidates[column], []).append(i)
+        primary = candidates[int(np.argmax(whole))]
+        if primary == UNCLASSIFIED or whole.max() < MIN_PROBABILITY:
+            return [self._unclassified(sentiment)]
+        if primary not in behind:  # no sentence alone says it, all of them together do
+            behind[primary] = [
+                i for i in range(len(rows)) if not any(i in v for v in behind.values())
+            ] or list(range(len(rows)))
+        order = [
+            primary,
+            *sorted(
+                (t for t in behind if t not in (primary, UNCLASSIFIED)),
+                key=lambda t: -whole[position[t]],
+            ),
+        ]
+        assignments = []
+        for rank, touchpoint in enumerate(order):
+            positions = behind[touchpoint]
+            evidence = [
+                {
+                    "sentence": sentiment.sentences[i].position,
+                    "text": sentiment.sentences[i].text,
+                    "terms": list(
+                        dict.fromkeys(
+                            [
+                                *matched[i].get(touchpoint, (0.0, []))[1],
+                                *(
+                                    model.touchpoints.contributions(rows[i], touchpoint)
+                                    if touchpoint in known
+                                    else []
+                                ),
+                            ]
+                        )
+                    ),
+                }
+                for i in positions
+            ]
+            assignments.append(
+                self._assignment(
+                    touchpoint,
+                    rank,
+                    round(float(whole[position[touchpoint]]), 3),
+                    [sentiment.sentences[i] for i in positions],
+                    evidence,
+                    sentiment.compound,
+                    sorted({r for i in positions for r in both[i][1]}),
+                )
+            )
+        return assignments
+
+    def _assignment(
+        self,
+        touchpoint: str,
+        rank: int,
+        confidence: float,
+        sentences: Sequence[Sentence],
+        evidence: list[dict[str, Any]],
+        whole: float | None = None,
+        sentiment_rows: Sequence[int] | None = None,
+    ) -> Assignment:
+        """The touchpoint's feeling is that of its own sentences. With learned weights it is
+        read from their words and VADER compound together; without, it is VADER's, and where
+        their VADER says nothing either way (a plain "waited 45 minutes past my
+        appointment"), the mention's overall VADER compound stands in, as a reader would take
+        it from the context."""
+        scored = [s for s in sentences if s.label != UNSUPPORTED]
+        if not scored:
+            return Assignment(touchpoint, rank, confidence, None, UNSUPPORTED, evidence)
+        mean = sum(s.compound for s in scored) / len(scored)
+        if self.model is not None:
+            if sentiment_rows is None:
+                sentiment_rows = sorted(
+                    {r for s in scored for r in self.model.sentence_rows(stems(s.text))[1]}
+                )
+            polarity, label, _ = self.model.feeling(sentiment_rows, mean)
+            return Assignment(touchpoint, rank, confidence, polarity, label, evidence)
+        compound = round(mean, 4)
+        if whole is not None and label_for(compound) == "neutral":
+            compound = round(whole, 4)
+        return Assignment(touchpoint, rank, confidence, compound, label_for(compound), evidence)
+
+    def _unclassified(self, sentiment: Sentiment) -> Assignment:
+        assignment = self._assignment(
+            UNCLASSIFIED,
+            0,
+            0.0,
+            sentiment.sentences,
+            [{"sentence": None, "text": None, "terms": []}],
+            sentiment.compound,
+        )
+        if self.model is None:  # the mention's own VADER score, as before
+            return Assignment(
+                UNCLASSIFIED, 0, 0.0, sentiment.compound, sentiment.label, assignment.evidence
+            )
+        return assignment
 
 
 def _confidence(score: float, grand_total: float, threshold: float) -> float:
@@ -220,37 +398,6 @@ def _confidence(score: float, grand_total: float, threshold: float) -> float:
     strength = 1.0 - math.exp(-score / threshold)
     share = score / grand_total if grand_total else 0.0
     return round(strength * (0.5 + 0.5 * share), 3)
-
-
-def _assignment(
-    touchpoint: str,
-    rank: int,
-    confidence: float,
-    sentences: Iterable[Sentence],
-    evidence: list[dict[str, Any]],
-    whole: float | None = None,
-) -> Assignment:
-    """The touchpoint's feeling is that of its own sentences; where they say nothing either way
-    (a plain "waited 45 minutes past my appointment"), the mention's overall feeling stands in,
-    as a reader would take it from the context."""
-    scored = [s.compound for s in sentences if s.label != UNSUPPORTED]
-    if not scored:
-        return Assignment(touchpoint, rank, confidence, None, UNSUPPORTED, evidence)
-    compound = round(sum(scored) / len(scored), 4)
-    if whole is not None and label_for(compound) == "neutral":
-        compound = round(whole, 4)
-    return Assignment(touchpoint, rank, confidence, compound, label_for(compound), evidence)
-
-
-def _unclassified(sentiment: Sentiment) -> Assignment:
-    return Assignment(
-        UNCLASSIFIED,
-        0,
-        0.0,
-        sentiment.compound,
-        sentiment.label,
-        [{"sentence": None, "text": None, "terms": []}],
-    )
 
 
 def _read_spec(path: Path) -> TaxonomySpec:
@@ -269,7 +416,12 @@ def _read_spec(path: Path) -> TaxonomySpec:
         raise ConfigError(f"{path}: {problems}") from None
 
 
-def build_taxonomy(spec: TaxonomySpec, changes: TouchpointChanges, origin: str) -> Taxonomy:
+def build_taxonomy(
+    spec: TaxonomySpec,
+    changes: TouchpointChanges,
+    origin: str,
+    spec_dir: Path = DEFAULT_TAXONOMY.parent,
+) -> Taxonomy:
     """The default taxonomy with a business's additions, renames and removals applied."""
     known = {t.id for s in spec.stages for t in s.touchpoints}
     for touchpoint_id in [*changes.rename, *changes.remove]:
@@ -311,7 +463,17 @@ def build_taxonomy(spec: TaxonomySpec, changes: TouchpointChanges, origin: str) 
             if t.id not in changes.remove
         ]
         stages.append(Stage(stage.id, stage.label, tuple(members)))
-    return Taxonomy(stages, spec.threshold, spec.first_impression)
+    model = None
+    if spec.learned and changes.learned:
+        try:
+            model = load_model(spec_dir / spec.learned)
+        except FileNotFoundError:
+            raise ConfigError(
+                f"{origin}: learned: no such file {spec_dir / spec.learned}"
+            ) from None
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ConfigError(f"{spec_dir / spec.learned}: not learned weights ({exc})") from None
+    return Taxonomy(stages, spec.threshold, spec.first_impression, model, spec.phrase_weight)
 
 
 def load_taxonomy(config: Config | None = None) -> Taxonomy:
@@ -321,4 +483,4 @@ def load_taxonomy(config: Config | None = None) -> Taxonomy:
     if config is not None and changes.taxonomy:
         path = config.resolve(changes.taxonomy)
     origin = str(config.path) if config and config.path else str(path)
-    return build_taxonomy(_read_spec(path), changes, origin)
+    return build_taxonomy(_read_spec(path), changes, origin, path.parent)

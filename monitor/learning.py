@@ -1,0 +1,348 @@
+"""Weights learned from labelled mentions: which touchpoint a text is about, and how it feels.
+
+The phrase lists of ``config/touchpoints.yaml`` catch what their authors thought of; customers
+say the same things in many more ways ("sat there 40 minutes before anyone came over" is about
+waiting without a single listed phrase). ``monitor learn`` fits two linear models on labelled
+mentions (scikit-learn's logistic regression) and writes their weights as data,
+``config/learned.json``:
+
+- **touchpoints**: a weight per touchpoint for every stemmed word and word pair ("deliv",
+  "sat there") that the labelled mentions taught it. A sentence's evidence for a touchpoint is
+  its bias plus the weights of its words; the taxonomy's phrase score is added on top (see
+  ``monitor.touchpoints``), so hand-written phrases still count, and a business's own
+  touchpoints, which the model has never seen, are matched by their phrases alone.
+- **sentiment**: the feeling of the sentences behind one touchpoint, from their words *and*
+  their VADER compound: VADER reads "waited 45 minutes" as neutral, people do not.
+
+Scoring needs only these weights (numpy); fitting them needs scikit-learn (the ``learn`` extra).
+Every number is inspectable: the evidence stored with each assignment names the words that
+carried it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import math
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from monitor.sentiment import score_text
+
+DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "config" / "learned.json"
+SENTIMENTS = ("negative", "neutral", "positive")
+FORMAT_VERSION = 1
+# VADER's compound enters the sentiment model as these features, scaled so that L2
+# regularisation does not drown one number among thousands of word features.
+_VADER_SCALE = 3.0
+_VADER_FEATURES = ("vader:compound", "vader:positive", "vader:negative", "vader:neutral")
+# Weights smaller than this (in every class) are left out of the file: they change no decision
+# and would double its size.
+_PRUNE_BELOW = 0.05
+# A learned word is shown as evidence for a touchpoint when its weight for it is at least this.
+_EVIDENCE_WEIGHT = 0.5
+# A word or word pair must occur in this many labelled mentions to get a weight: one seen once
+# teaches little and most pairs are seen once.
+_MIN_MENTIONS = 2
+
+
+def features(words: Sequence[str]) -> set[str]:
+    """Stemmed words and adjacent word pairs of one sentence."""
+    found = set(words)
+    found.update(f"{a} {b}" for a, b in itertools.pairwise(words))
+    return found
+
+
+def vader_features(compound: float) -> dict[str, float]:
+    neutral = 1.0 if -0.05 < compound < 0.05 else 0.0
+    return {
+        "vader:compound": compound * _VADER_SCALE,
+        "vader:positive": max(compound, 0.0) * _VADER_SCALE,
+        "vader:negative": min(compound, 0.0) * _VADER_SCALE,
+        "vader:neutral": neutral * _VADER_SCALE,
+    }
+
+
+class LinearModel:
+    """Class scores as bias + the sum of the weights of the features present (softmax on top)."""
+
+    def __init__(
+        self, classes: Sequence[str], bias: Sequence[float], weights: dict[str, Sequence[float]]
+    ) -> None:
+        self.classes = tuple(classes)
+        self.index = {c: i for i, c in enumerate(self.classes)}
+        self.bias = np.asarray(bias, dtype=np.float64)
+        self.names = list(weights)
+        self.vocabulary = {feature: i for i, feature in enumerate(self.names)}
+        # One row per feature, and a last row of zeros: every group of rows summed by
+        # ``sums`` gets it, so an empty group needs no special case.
+        self.zero = len(self.names)
+        self.matrix = np.vstack(
+            [
+                np.asarray(list(weights.values()), dtype=np.float64).reshape(-1, len(classes)),
+                np.zeros((1, len(self.classes))),
+            ]
+        )
+
+    def rows(self, present: Iterable[str]) -> list[int]:
+        """The rows of the weight matrix of the features ``present`` that have weights."""
+        vocabulary = self.vocabulary
+        return [vocabulary[f] for f in present if f in vocabulary]
+
+    def sums(self, groups: Sequence[Sequence[int]]) -> Any:
+        """Bias + summed rows, for each group of rows at once: an array of groups × classes."""
+        flat: list[int] = []
+        starts = []
+        for group in groups:
+            starts.append(len(flat))
+            flat.extend(group)
+            flat.append(self.zero)
+        return self.bias + np.add.reduceat(self.matrix[flat], starts, axis=0)
+
+    def scores(self, present: Iterable[str], values: dict[str, float] | None = None) -> Any:
+        """Bias + weights of the binary features ``present`` (+ weight × value of ``values``)."""
+        return self.scores_of_rows(self.rows(present), values)
+
+    def scores_of_rows(self, rows: Sequence[int], values: dict[str, float] | None = None) -> Any:
+        total = self.sums([rows])[0]
+        if values:
+            known = [(self.vocabulary[f], v) for f, v in values.items() if f in self.vocabulary]
+            if known:
+                rows, amounts = zip(*known, strict=True)
+                total = total + np.asarray(amounts) @ self.matrix[list(rows)]
+        return total
+
+    def contributions(
+        self, rows: Sequence[int], cls: str, top: int = 4, least: float = _EVIDENCE_WEIGHT
+    ) -> list[str]:
+        """The features (of ``rows``) that pushed hardest towards ``cls``: the evidence shown
+        to people, so only those of weight ``least`` or more ("the", "was" carry a little)."""
+        if not rows:
+            return []
+        weights = self.matrix[list(rows), self.index[cls]]
+        best = np.argsort(-weights)[:top]
+        return [self.names[rows[i]] for i in best.tolist() if weights[i] >= least]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "classes": list(self.classes),
+            "bias": [round(float(b), 3) for b in self.bias],
+            "weights": {
+                feature: [round(w, 3) for w in self.matrix[row].tolist()]
+                for feature, row in self.vocabulary.items()
+            },
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> LinearModel:
+        return cls(data["classes"], data["bias"], data["weights"])
+
+
+def softmax(scores: Any) -> Any:
+    shifted = np.exp(scores - scores.max())
+    return shifted / shifted.sum()
+
+
+@dataclass
+class LearnedModel:
+    touchpoints: LinearModel
+    sentiment: LinearModel
+    trained_on: dict[str, Any]
+
+    def __post_init__(self) -> None:
+        # feature → (row of the touchpoint weights, row of the sentiment weights), either one
+        # the zero row where that model has no weight for it: one lookup serves both.
+        zero_t, zero_s = self.touchpoints.zero, self.sentiment.zero
+        self._rows = {
+            f: (
+                self.touchpoints.vocabulary.get(f, zero_t),
+                self.sentiment.vocabulary.get(f, zero_s),
+            )
+            for f in {*self.touchpoints.vocabulary, *self.sentiment.vocabulary}
+        }
+
+    def sentence_rows(self, words: Sequence[str]) -> tuple[list[int], list[int]]:
+        """Rows of the touchpoint weights and of the sentiment weights for one sentence's stems."""
+        lookup = self._rows
+        found = [lookup[f] for f in features(words) if f in lookup]
+        return [t for t, _ in found], [s for _, s in found]
+
+    def feeling(self, rows: Sequence[int], compound: float) -> tuple[float, str, float]:
+        """(polarity −1 … +1 = P(positive) − P(negative), label, probability of the label) of
+        sentences with these sentiment-weight ``rows`` and this mean VADER compound."""
+        scores = self.sentiment.scores_of_rows(rows, vader_features(compound)).tolist()
+        top = max(scores)
+        exps = [math.exp(s - top) for s in scores]
+        total = sum(exps)
+        probabilities = [e / total for e in exps]
+        best = probabilities.index(max(probabilities))
+        index = self.sentiment.index
+        polarity = probabilities[index["positive"]] - probabilities[index["negative"]]
+        return round(polarity, 4), self.sentiment.classes[best], probabilities[best]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "format": FORMAT_VERSION,
+            "trained_on": self.trained_on,
+            "touchpoints": self.touchpoints.to_json(),
+            "sentiment": self.sentiment.to_json(),
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> LearnedModel:
+        if data.get("format") != FORMAT_VERSION:
+            raise ValueError(f"learned weights of format {data.get('format')!r}, expected 1")
+        return cls(
+            LinearModel.from_json(data["touchpoints"]),
+            LinearModel.from_json(data["sentiment"]),
+            data.get("trained_on", {}),
+        )
+
+
+@lru_cache(maxsize=4)
+def load_model(path: Path = DEFAULT_MODEL) -> LearnedModel:
+    return LearnedModel.from_json(json.loads(path.read_text(encoding="utf-8")))
+
+
+# --------------------------------------------------------------------------- fitting
+
+
+@dataclass(frozen=True)
+class Labelled:
+    """One labelled mention, as in ``tests/data/touchpoints_*.jsonl``."""
+
+    text: str
+    source: str
+    primary: str
+    touchpoints: dict[str, str]
+    split: str | None = None
+
+
+def read_labelled(paths: Sequence[Path]) -> list[Labelled]:
+    """Labelled mentions from JSON-lines files."""
+    found = []
+    for path in paths:
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                item = json.loads(line)
+                found.append(
+                    Labelled(
+                        text=str(item["text"]),
+                        source=str(item.get("source", "review")),
+                        primary=str(item["primary"]),
+                        touchpoints={str(k): str(v) for k, v in item["touchpoints"].items()},
+                        split=item.get("split"),
+                    )
+                )
+            except (ValueError, KeyError, TypeError, AttributeError) as exc:
+                raise ValueError(f"{path}:{number}: not a labelled mention ({exc})") from None
+    return found
+
+
+def _sentence_words(text: str) -> list[tuple[tuple[str, ...], float]]:
+    """(stems, VADER compound) of every sentence of ``text``."""
+    from monitor.touchpoints import stems  # which imports this module
+
+    return [(stems(s.text), s.compound) for s in score_text(text, "en").sentences]
+
+
+def fit(
+    examples: Sequence[Labelled],
+    regularisation: float = 1.0,
+    sentiment_regularisation: float = 1.0,
+    sources: Sequence[Path] = (),
+) -> LearnedModel:
+    """Fit both models on ``examples`` (needs scikit-learn)."""
+    try:
+        from sklearn.feature_extraction import DictVectorizer
+        from sklearn.linear_model import LogisticRegression
+    except ImportError:
+        raise RuntimeError(
+            "fitting weights needs scikit-learn: pip install 'monitor[learn]'"
+        ) from None
+
+    parsed = [_sentence_words(e.text) for e in examples]
+
+    # Touchpoints: one row per mention, its words and word pairs, labelled with its primary.
+    present = [set().union(*(features(w) for w, _ in sentences)) for sentences in parsed]
+    seen = Counter(f for found in present for f in found)
+    common = {f for f, count in seen.items() if count >= _MIN_MENTIONS}
+    rows = [dict.fromkeys(found & common, 1.0) for found in present]
+    vectoriser = DictVectorizer()
+    matrix = vectoriser.fit_transform(rows)
+    classifier = LogisticRegression(C=regularisation, max_iter=5000)
+    classifier.fit(matrix, [e.primary for e in examples])
+    touchpoints = _linear(classifier, vectoriser.get_feature_names_out())
+
+    # Sentiment: one row per labelled touchpoint, from the sentences behind it: all of them
+    # when the mention is about one touchpoint; otherwise those whose best touchpoint it is.
+    sentiment_rows, labels = [], []
+    for example, sentences in zip(examples, parsed, strict=True):
+        behind: dict[str, list[tuple[tuple[str, ...], float]]] = {}
+        if len(example.touchpoints) == 1:
+            behind[next(iter(example.touchpoints))] = sentences
+        else:
+            for words, compound in sentences:
+                scores = touchpoints.scores(features(words))
+                order = np.argsort(-scores)
+                for column in order:
+                    best = touchpoints.classes[int(column)]
+                    if best in example.touchpoints:
+                        behind.setdefault(best, []).append((words, compound))
+                        break
+        for touchpoint, label in example.touchpoints.items():
+            chosen = behind.get(touchpoint)
+            if not chosen or label not in SENTIMENTS:
+                continue
+            row: dict[str, float] = dict.fromkeys(
+                set().union(*(features(w) for w, _ in chosen)) & common, 1.0
+            )
+            row.update(vader_features(sum(c for _, c in chosen) / len(chosen)))
+            sentiment_rows.append(row)
+            labels.append(label)
+    sentiment_vectoriser = DictVectorizer()
+    sentiment_matrix = sentiment_vectoriser.fit_transform(sentiment_rows)
+    sentiment_classifier = LogisticRegression(C=sentiment_regularisation, max_iter=5000)
+    sentiment_classifier.fit(sentiment_matrix, labels)
+    sentiment = _linear(
+        sentiment_classifier, sentiment_vectoriser.get_feature_names_out(), keep=_VADER_FEATURES
+    )
+
+    digest = hashlib.sha256()
+    for path in sources:
+        digest.update(path.read_bytes())
+    trained_on = {
+        "files": [path.name for path in sources],
+        "sha256": digest.hexdigest()[:16],
+        "mentions": len(examples),
+        "touchpoint_rows": len(rows),
+        "sentiment_rows": len(sentiment_rows),
+        "regularisation": regularisation,
+        "sentiment_regularisation": sentiment_regularisation,
+    }
+    return LearnedModel(touchpoints, sentiment, trained_on)
+
+
+def _linear(classifier: Any, names: Sequence[str], keep: Sequence[str] = ()) -> LinearModel:
+    coefficients = classifier.coef_
+    classes = [str(c) for c in classifier.classes_]
+    if coefficients.shape[0] == 1:  # two classes: scikit-learn keeps one row
+        coefficients = np.vstack([-coefficients[0], coefficients[0]])
+    bias = classifier.intercept_ if len(classifier.intercept_) == len(classes) else None
+    if bias is None:
+        bias = np.array([-classifier.intercept_[0], classifier.intercept_[0]])
+    weights = {
+        str(name): coefficients[:, column].tolist()
+        for column, name in enumerate(names)
+        if name in keep or float(np.abs(coefficients[:, column]).max()) >= _PRUNE_BELOW
+    }
+    return LinearModel(classes, bias.tolist(), weights)

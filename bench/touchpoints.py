@@ -2,9 +2,12 @@
 
 Scores the primary touchpoint (micro and macro F1, per-touchpoint precision and recall), the
 sentiment label of every labelled touchpoint that the mapper also found, and the first-impression
-flag. The test half is only ever scored; tune on the dev half (``--split dev``).
+flag. The test half is only ever scored; tune on the dev half (``--split dev``). The taxonomy is
+the default one with its learned weights (``config/learned.json``, fitted on
+``tests/data/touchpoints_train.jsonl``, which holds neither half); ``--phrases-only`` scores its
+phrases alone, for comparison.
 
-    .venv/bin/python bench/touchpoints.py [--split test|dev|all] [--errors N]
+    .venv/bin/python bench/touchpoints.py [--split test|dev|all] [--errors N] [--phrases-only]
 """
 
 from __future__ import annotations
@@ -40,8 +43,8 @@ def load(split: str) -> list[dict[str, Any]]:
     return [i for i in items if split == "all" or i["split"] == split]
 
 
-def judge(items: list[dict[str, Any]]) -> list[Judged]:
-    taxonomy = load_taxonomy()
+def judge(items: list[dict[str, Any]], phrases_only: bool = False) -> list[Judged]:
+    taxonomy = load_taxonomy(phrases_only=True) if phrases_only else load_taxonomy()
     judged = []
     for item in items:
         sentiment = score_text(item["text"], "en")
@@ -118,10 +121,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--split", choices=["test", "dev", "all"], default="test")
     parser.add_argument("--errors", type=int, default=0, help="print this many mapping errors")
+    parser.add_argument(
+        "--phrases-only",
+        action="store_true",
+        help="the taxonomy's phrases without the learned weights (VADER's feeling)",
+    )
     args = parser.parse_args()
     items = load(args.split)
     print(f"split: {args.split}")
-    report(judge(items), args.errors)
+    report(judge(items, args.phrases_only), args.errors)
 
 
 if __name__ == "__main__":

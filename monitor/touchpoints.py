@@ -476,9 +476,12 @@ def build_taxonomy(
     return Taxonomy(stages, spec.threshold, spec.first_impression, model, spec.phrase_weight)
 
 
-def load_taxonomy(config: Config | None = None) -> Taxonomy:
-    """The taxonomy a config asks for: its own file or the default, with its changes applied."""
+def load_taxonomy(config: Config | None = None, phrases_only: bool = False) -> Taxonomy:
+    """The taxonomy a config asks for: its own file or the default, with its changes applied
+    (``phrases_only``: without its learned weights, whatever the config says)."""
     changes = config.touchpoints if config else TouchpointChanges()
+    if phrases_only:
+        changes = changes.model_copy(update={"learned": False})
     path = DEFAULT_TAXONOMY
     if config is not None and changes.taxonomy:
         path = config.resolve(changes.taxonomy)

@@ -24,7 +24,6 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
-import math
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -61,6 +60,8 @@ def features(words: Sequence[str]) -> set[str]:
 
 
 def vader_features(compound: float) -> dict[str, float]:
+    """VADER's compound as the sentiment model's features (``LearnedModel.feelings`` computes
+    the same columns for many compounds at once)."""
     neutral = 1.0 if -0.05 < compound < 0.05 else 0.0
     return {
         "vader:compound": compound * _VADER_SCALE,
@@ -119,16 +120,33 @@ class LinearModel:
                 total = total + np.asarray(amounts) @ self.matrix[list(rows)]
         return total
 
-    def contributions(
-        self, rows: Sequence[int], cls: str, top: int = 4, least: float = _EVIDENCE_WEIGHT
-    ) -> list[str]:
-        """The features (of ``rows``) that pushed hardest towards ``cls``: the evidence shown
-        to people, so only those of weight ``least`` or more ("the", "was" carry a little)."""
-        if not rows:
-            return []
-        weights = self.matrix[list(rows), self.index[cls]]
-        best = np.argsort(-weights)[:top]
-        return [self.names[rows[i]] for i in best.tolist() if weights[i] >= least]
+    def strongest(
+        self,
+        groups: Sequence[Sequence[int]],
+        columns: Sequence[int | None],
+        top: int = 4,
+        least: float = _EVIDENCE_WEIGHT,
+    ) -> list[list[str]]:
+        """For each group of rows, the features that pushed hardest towards its class column
+        (None: no class of ours): the evidence shown to people, so only those of weight
+        ``least`` or more ("the", "was" carry a little)."""
+        flat_rows = [
+            r for group, c in zip(groups, columns, strict=True) if c is not None for r in group
+        ]
+        flat_columns = [
+            c for group, c in zip(groups, columns, strict=True) if c is not None for _ in group
+        ]
+        weights = self.matrix[flat_rows, flat_columns].tolist() if flat_rows else []
+        found: list[list[str]] = []
+        at = 0
+        for group, column in zip(groups, columns, strict=True):
+            if column is None:
+                found.append([])
+                continue
+            ranked = sorted(zip(weights[at : at + len(group)], group, strict=True), reverse=True)
+            at += len(group)
+            found.append([self.names[row] for weight, row in ranked[:top] if weight >= least])
+        return found
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -160,6 +178,12 @@ class LearnedModel:
         # feature → (row of the touchpoint weights, row of the sentiment weights), either one
         # the zero row where that model has no weight for it: one lookup serves both.
         zero_t, zero_s = self.touchpoints.zero, self.sentiment.zero
+        self._vader_weights = np.vstack(
+            [
+                self.sentiment.matrix[self.sentiment.vocabulary.get(f, self.sentiment.zero)]
+                for f in _VADER_FEATURES
+            ]
+        )
         self._rows = {
             f: (
                 self.touchpoints.vocabulary.get(f, zero_t),
@@ -170,22 +194,33 @@ class LearnedModel:
 
     def sentence_rows(self, words: Sequence[str]) -> tuple[list[int], list[int]]:
         """Rows of the touchpoint weights and of the sentiment weights for one sentence's stems."""
-        lookup = self._rows
-        found = [lookup[f] for f in features(words) if f in lookup]
+        keys = set(words)
+        keys.update(map(" ".join, itertools.pairwise(words)))
+        found = [pair for pair in map(self._rows.get, keys) if pair is not None]
         return [t for t, _ in found], [s for _, s in found]
 
-    def feeling(self, rows: Sequence[int], compound: float) -> tuple[float, str, float]:
-        """(polarity −1 … +1 = P(positive) − P(negative), label, probability of the label) of
-        sentences with these sentiment-weight ``rows`` and this mean VADER compound."""
-        scores = self.sentiment.scores_of_rows(rows, vader_features(compound)).tolist()
-        top = max(scores)
-        exps = [math.exp(s - top) for s in scores]
-        total = sum(exps)
-        probabilities = [e / total for e in exps]
-        best = probabilities.index(max(probabilities))
-        index = self.sentiment.index
-        polarity = probabilities[index["positive"]] - probabilities[index["negative"]]
-        return round(polarity, 4), self.sentiment.classes[best], probabilities[best]
+    def feelings(
+        self, groups: Sequence[Sequence[int]], compounds: Sequence[float]
+    ) -> list[tuple[float, str]]:
+        """(polarity −1 … +1 = P(positive) − P(negative), label) for each group of sentences,
+        given by its sentiment-weight rows and its sentences' mean VADER compound."""
+        if not groups:
+            return []
+        model = self.sentiment
+        scores = model.sums(groups)
+        c = np.asarray(compounds, dtype=np.float64)
+        # The columns of vader_features(), for every group at once.
+        vader = _VADER_SCALE * np.column_stack(
+            [c, np.maximum(c, 0.0), np.minimum(c, 0.0), np.abs(c) < 0.05]
+        )
+        scores = scores + vader @ self._vader_weights
+        scores = np.exp(scores - scores.max(axis=1, keepdims=True))
+        probabilities = (scores / scores.sum(axis=1, keepdims=True)).tolist()
+        positive, negative = model.index["positive"], model.index["negative"]
+        return [
+            (round(p[positive] - p[negative], 4), model.classes[p.index(max(p))])
+            for p in probabilities
+        ]
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -311,39 +311,48 @@ class Taxonomy:
                 key=lambda t: -whole[position[t]],
             ),
         ]
+        # Evidence: the phrases matched, then the learned words that carried each sentence most.
+        pairs = [(t, i) for t in order for i in behind[t]]
+        carried = model.touchpoints.strongest(
+            [rows[i] for _, i in pairs],
+            [model.touchpoints.index.get(t) if t in known else None for t, _ in pairs],
+        )
+        terms = {
+            pair: list(dict.fromkeys([*matched[pair[1]].get(pair[0], (0.0, []))[1], *words]))
+            for pair, words in zip(pairs, carried, strict=True)
+        }
+        # Feelings of every touchpoint at once, from its sentences' words and mean VADER.
+        scored = [
+            [i for i in behind[t] if sentiment.sentences[i].label != UNSUPPORTED] for t in order
+        ]
+        feelings = model.feelings(
+            [sorted({r for i in group for r in both[i][1]}) for group in scored],
+            [
+                sum(sentiment.sentences[i].compound for i in group) / len(group) if group else 0.0
+                for group in scored
+            ],
+        )
         assignments = []
-        for rank, touchpoint in enumerate(order):
-            positions = behind[touchpoint]
+        for rank, (touchpoint, group, (polarity, label)) in enumerate(
+            zip(order, scored, feelings, strict=True)
+        ):
             evidence = [
                 {
                     "sentence": sentiment.sentences[i].position,
                     "text": sentiment.sentences[i].text,
-                    "terms": list(
-                        dict.fromkeys(
-                            [
-                                *matched[i].get(touchpoint, (0.0, []))[1],
-                                *(
-                                    model.touchpoints.contributions(rows[i], touchpoint)
-                                    if touchpoint in known
-                                    else []
-                                ),
-                            ]
-                        )
-                    ),
+                    "terms": terms[touchpoint, i],
                 }
-                for i in positions
+                for i in behind[touchpoint]
             ]
-            assignments.append(
-                self._assignment(
-                    touchpoint,
-                    rank,
-                    round(float(whole[position[touchpoint]]), 3),
-                    [sentiment.sentences[i] for i in positions],
-                    evidence,
-                    sentiment.compound,
-                    sorted({r for i in positions for r in both[i][1]}),
+            confidence = round(float(whole[position[touchpoint]]), 3)
+            if not group:  # another language: no feeling to give
+                assignments.append(
+                    Assignment(touchpoint, rank, confidence, None, UNSUPPORTED, evidence)
                 )
-            )
+            else:
+                assignments.append(
+                    Assignment(touchpoint, rank, confidence, polarity, label, evidence)
+                )
         return assignments
 
     def _assignment(
@@ -354,7 +363,6 @@ class Taxonomy:
         sentences: Sequence[Sentence],
         evidence: list[dict[str, Any]],
         whole: float | None = None,
-        sentiment_rows: Sequence[int] | None = None,
     ) -> Assignment:
         """The touchpoint's feeling is that of its own sentences. With learned weights it is
         read from their words and VADER compound together; without, it is VADER's, and where
@@ -366,11 +374,8 @@ class Taxonomy:
             return Assignment(touchpoint, rank, confidence, None, UNSUPPORTED, evidence)
         mean = sum(s.compound for s in scored) / len(scored)
         if self.model is not None:
-            if sentiment_rows is None:
-                sentiment_rows = sorted(
-                    {r for s in scored for r in self.model.sentence_rows(stems(s.text))[1]}
-                )
-            polarity, label, _ = self.model.feeling(sentiment_rows, mean)
+            rows = sorted({r for s in scored for r in self.model.sentence_rows(stems(s.text))[1]})
+            ((polarity, label),) = self.model.feelings([rows], [mean])
             return Assignment(touchpoint, rank, confidence, polarity, label, evidence)
         compound = round(mean, 4)
         if whole is not None and label_for(compound) == "neutral":

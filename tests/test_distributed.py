@@ -129,12 +129,22 @@ def write_config(tmp_path: Path, url: str, db: str) -> Path:
 
 
 def start_worker(
-    config: Path, env: dict[str, str], cwd: Path, idle: int = 3
+    config: Path, env: dict[str, str], cwd: Path, idle: int = 3, *options: str
 ) -> subprocess.Popen[str]:
     environment = {k: v for k, v in os.environ.items() if not k.startswith("MONITOR_")}
     environment.update(env)
     return subprocess.Popen(
-        [sys.executable, "-m", "monitor", "worker", "--config", str(config), "--idle", str(idle)],
+        [
+            sys.executable,
+            "-m",
+            "monitor",
+            "worker",
+            "--config",
+            str(config),
+            "--idle",
+            str(idle),
+            *options,
+        ],
         cwd=cwd,
         env=environment,
         stdout=subprocess.PIPE,
@@ -211,14 +221,15 @@ def test_the_surviving_worker_finishes_the_queue_when_another_is_killed(
         enqueued = run_monitor("enqueue", "--config", str(config), "--fresh", cwd=tmp_path, env=env)
         assert enqueued.returncode == 0, enqueued.stderr
         doomed = start_worker(config, env, tmp_path)
-        survivor = start_worker(config, env, tmp_path, idle=5)
+        # This one leaves scoring to a separate pass (below).
+        survivor = start_worker(config, env, tmp_path, 5, "--no-score")
         deadline = time.monotonic() + 60
         while len(page_fetches(log.paths())) < PAGES // 4 and time.monotonic() < deadline:
             time.sleep(0.05)
         assert len(page_fetches(log.paths())) < PAGES, "the crawl ended before the kill"
         doomed.send_signal(signal.SIGKILL)
         doomed.wait(timeout=30)
-        _out, err = survivor.communicate(timeout=240)
+        out, err = survivor.communicate(timeout=240)
         paths = log.paths()
     assert survivor.returncode == 0, err
     assert "put back on the queue" in err  # the killed worker held requests, and they came back
@@ -227,3 +238,10 @@ def test_the_surviving_worker_finishes_the_queue_when_another_is_killed(
     mentions = stored_mentions(shared_db)
     assert len(mentions) == PAGES * REVIEWS_PER_PAGE
     assert max(mentions.values()) == 1
+    # --no-score: the survivor judged nothing (nor did the killed worker, still crawling); a
+    # separate `monitor score` pass then judges every mention once.
+    assert "mentions scored" not in out
+    assert scored_mentions(shared_db) == (0, 0)
+    scoring = run_monitor("score", "--config", str(config), cwd=tmp_path, env=env)
+    assert scoring.returncode == 0, scoring.stderr
+    assert scored_mentions(shared_db) == (PAGES * REVIEWS_PER_PAGE, PAGES * REVIEWS_PER_PAGE)

@@ -19,6 +19,7 @@ import argparse
 import contextlib
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -194,6 +195,12 @@ def main() -> int:
     parser.add_argument("--pages", type=int, default=2000)
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4])
     parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="measure the workers this many times, alternating (the median is reported too)",
+    )
+    parser.add_argument(
         "--site-server",
         choices=["lean", "http.server"],
         default="lean",
@@ -240,7 +247,9 @@ def main() -> int:
                         measure([crawl], env, database, expected, site_cpu),
                     )
                 )
-                for workers in args.workers:
+                for round_number, workers in (
+                    (r, w) for r in range(1, args.rounds + 1) for w in args.workers
+                ):
                     reset_schema(database)
                     subprocess.run(
                         [*monitor, "enqueue", "--config", str(config), "--fresh", "-q"],
@@ -250,11 +259,11 @@ def main() -> int:
                         stdout=subprocess.DEVNULL,
                     )
                     worker = [*monitor, "worker", "--config", str(config), "--idle", "1", "-q"]
+                    label = f"{workers} × `monitor worker`"
+                    if args.rounds > 1:
+                        label += f" (round {round_number})"
                     results.append(
-                        (
-                            f"{workers} × `monitor worker`",
-                            measure([worker] * workers, env, database, expected, site_cpu),
-                        )
+                        (label, measure([worker] * workers, env, database, expected, site_cpu))
                     )
         ceilings.append(machine_ceiling())
     finally:
@@ -280,13 +289,37 @@ def main() -> int:
     )
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
     single = results[0][1].scored
-    one_worker = next((m.scored for label, m in results if label.startswith("1 ×")), None)
     for label, m in results:
+        # Against the one-worker measurement of the same round (the machine drifts); the
+        # single crawl against the first round's.
+        same_round = label[label.index(" (round ") :] if " (round " in label else ""
+        one_worker = next(
+            (
+                o.scored
+                for other, o in results
+                if other.startswith("1 ×") and other.endswith(same_round)
+            ),
+            None,
+        )
         versus_one = f"{one_worker / m.scored:.2f}×" if one_worker else "—"
         print(
             f"| {label} | {m.stored:.1f} | {expected / m.stored:.0f} | {m.scored:.1f} "
             f"| {expected / m.scored:.0f} | {versus_one} | {single / m.scored:.2f}× |"
         )
+    if args.rounds > 1:
+        print()
+        for workers in args.workers:
+            ratios = []
+            for round_number in range(1, args.rounds + 1):
+                times = dict(results)
+                one = times[f"1 × `monitor worker` (round {round_number})"].scored
+                this = times[f"{workers} × `monitor worker` (round {round_number})"].scored
+                ratios.append(one / this)
+            print(
+                f"{workers} × `monitor worker`, × one worker of the same round (scored): "
+                f"median {statistics.median(ratios):.2f}× "
+                f"(rounds: {', '.join(f'{r:.2f}×' for r in ratios)})"
+            )
     print()
     print(
         "Where the CPU went: CPU seconds over each measurement (the machine has "

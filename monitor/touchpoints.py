@@ -344,7 +344,16 @@ class Taxonomy:
                 }
                 for i in behind[touchpoint]
             ]
-            confidence = round(float(whole[position[touchpoint]]), 3)
+            # How sure the judgement is: for the mention as a whole, or for the sentence that
+            # says it most clearly (a secondary touchpoint is rarely likely for the whole).
+            column = position[touchpoint]
+            confidence = round(
+                max(
+                    float(whole[column]),
+                    *(float(probabilities[i + 1, column]) for i in behind[touchpoint]),
+                ),
+                3,
+            )
             if not group:  # another language: no feeling to give
                 assignments.append(
                     Assignment(touchpoint, rank, confidence, None, UNSUPPORTED, evidence)

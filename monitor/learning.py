@@ -42,8 +42,8 @@ FORMAT_VERSION = 1
 # regularisation does not drown one number among thousands of word features.
 _VADER_SCALE = 3.0
 _VADER_FEATURES = ("vader:compound", "vader:positive", "vader:negative", "vader:neutral")
-# Weights smaller than this (in every class) are left out of the file: they change no decision
-# and would double its size.
+# Weights smaller than this (in every class) are left out of the file: they barely move a
+# decision and would double its size.
 _PRUNE_BELOW = 0.05
 # A learned word is shown as evidence for a touchpoint when its weight for it is at least this.
 _EVIDENCE_WEIGHT = 0.5
@@ -55,7 +55,7 @@ _MIN_MENTIONS = 2
 def features(words: Sequence[str]) -> set[str]:
     """Stemmed words and adjacent word pairs of one sentence."""
     found = set(words)
-    found.update(f"{a} {b}" for a, b in itertools.pairwise(words))
+    found.update(map(" ".join, itertools.pairwise(words)))
     return found
 
 
@@ -107,18 +107,9 @@ class LinearModel:
             flat.append(self.zero)
         return self.bias + np.add.reduceat(self.matrix[flat], starts, axis=0)
 
-    def scores(self, present: Iterable[str], values: dict[str, float] | None = None) -> Any:
-        """Bias + weights of the binary features ``present`` (+ weight × value of ``values``)."""
-        return self.scores_of_rows(self.rows(present), values)
-
-    def scores_of_rows(self, rows: Sequence[int], values: dict[str, float] | None = None) -> Any:
-        total = self.sums([rows])[0]
-        if values:
-            known = [(self.vocabulary[f], v) for f, v in values.items() if f in self.vocabulary]
-            if known:
-                rows, amounts = zip(*known, strict=True)
-                total = total + np.asarray(amounts) @ self.matrix[list(rows)]
-        return total
+    def scores(self, present: Iterable[str]) -> Any:
+        """Bias + weights of the binary features ``present``."""
+        return self.sums([self.rows(present)])[0]
 
     def strongest(
         self,
@@ -163,11 +154,6 @@ class LinearModel:
         return cls(data["classes"], data["bias"], data["weights"])
 
 
-def softmax(scores: Any) -> Any:
-    shifted = np.exp(scores - scores.max())
-    return shifted / shifted.sum()
-
-
 @dataclass
 class LearnedModel:
     touchpoints: LinearModel
@@ -194,9 +180,7 @@ class LearnedModel:
 
     def sentence_rows(self, words: Sequence[str]) -> tuple[list[int], list[int]]:
         """Rows of the touchpoint weights and of the sentiment weights for one sentence's stems."""
-        keys = set(words)
-        keys.update(map(" ".join, itertools.pairwise(words)))
-        found = [pair for pair in map(self._rows.get, keys) if pair is not None]
+        found = [pair for pair in map(self._rows.get, features(words)) if pair is not None]
         return [t for t, _ in found], [s for _, s in found]
 
     def feelings(

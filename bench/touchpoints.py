@@ -44,7 +44,7 @@ def load(split: str) -> list[dict[str, Any]]:
 
 
 def judge(items: list[dict[str, Any]], phrases_only: bool = False) -> list[Judged]:
-    taxonomy = load_taxonomy(phrases_only=True) if phrases_only else load_taxonomy()
+    taxonomy = load_taxonomy(phrases_only=phrases_only)
     judged = []
     for item in items:
         sentiment = score_text(item["text"], "en")

@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from monitor.sentiment import score_text
+from monitor.sentiment import NEGATIVE_THRESHOLD, POSITIVE_THRESHOLD, score_text
 
 DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "config" / "learned.json"
 SENTIMENTS = ("negative", "neutral", "positive")
@@ -59,16 +59,13 @@ def features(words: Sequence[str]) -> set[str]:
     return found
 
 
-def vader_features(compound: float) -> dict[str, float]:
-    """VADER's compound as the sentiment model's features (``LearnedModel.feelings`` computes
-    the same columns for many compounds at once)."""
-    neutral = 1.0 if -0.05 < compound < 0.05 else 0.0
-    return {
-        "vader:compound": compound * _VADER_SCALE,
-        "vader:positive": max(compound, 0.0) * _VADER_SCALE,
-        "vader:negative": min(compound, 0.0) * _VADER_SCALE,
-        "vader:neutral": neutral * _VADER_SCALE,
-    }
+def vader_columns(compounds: Sequence[float]) -> Any:
+    """VADER compounds as the sentiment model's features, one row each, in the order of
+    ``_VADER_FEATURES``: the compound, its positive part, its negative part, and whether VADER
+    calls it neutral."""
+    c = np.asarray(compounds, dtype=np.float64)
+    neutral = (c > NEGATIVE_THRESHOLD) & (c < POSITIVE_THRESHOLD)
+    return _VADER_SCALE * np.column_stack([c, np.maximum(c, 0.0), np.minimum(c, 0.0), neutral])
 
 
 class LinearModel:
@@ -161,15 +158,13 @@ class LearnedModel:
     trained_on: dict[str, Any]
 
     def __post_init__(self) -> None:
+        zero_t, zero_s = self.touchpoints.zero, self.sentiment.zero
+        # The sentiment weights of the VADER features, in the order of ``vader_columns``.
+        self._vader_weights = self.sentiment.matrix[
+            [self.sentiment.vocabulary.get(f, zero_s) for f in _VADER_FEATURES]
+        ]
         # feature → (row of the touchpoint weights, row of the sentiment weights), either one
         # the zero row where that model has no weight for it: one lookup serves both.
-        zero_t, zero_s = self.touchpoints.zero, self.sentiment.zero
-        self._vader_weights = np.vstack(
-            [
-                self.sentiment.matrix[self.sentiment.vocabulary.get(f, self.sentiment.zero)]
-                for f in _VADER_FEATURES
-            ]
-        )
         self._rows = {
             f: (
                 self.touchpoints.vocabulary.get(f, zero_t),
@@ -191,13 +186,7 @@ class LearnedModel:
         if not groups:
             return []
         model = self.sentiment
-        scores = model.sums(groups)
-        c = np.asarray(compounds, dtype=np.float64)
-        # The columns of vader_features(), for every group at once.
-        vader = _VADER_SCALE * np.column_stack(
-            [c, np.maximum(c, 0.0), np.minimum(c, 0.0), np.abs(c) < 0.05]
-        )
-        scores = scores + vader @ self._vader_weights
+        scores = model.sums(groups) + vader_columns(compounds) @ self._vader_weights
         scores = np.exp(scores - scores.max(axis=1, keepdims=True))
         probabilities = (scores / scores.sum(axis=1, keepdims=True)).tolist()
         positive, negative = model.index["positive"], model.index["negative"]
@@ -325,7 +314,8 @@ def fit(
             row: dict[str, float] = dict.fromkeys(
                 set().union(*(features(w) for w, _ in chosen)) & common, 1.0
             )
-            row.update(vader_features(sum(c for _, c in chosen) / len(chosen)))
+            mean = sum(c for _, c in chosen) / len(chosen)
+            row.update(zip(_VADER_FEATURES, vader_columns([mean])[0].tolist(), strict=True))
             sentiment_rows.append(row)
             labels.append(label)
     sentiment_vectoriser = DictVectorizer()
@@ -352,13 +342,11 @@ def fit(
 
 
 def _linear(classifier: Any, names: Sequence[str], keep: Sequence[str] = ()) -> LinearModel:
-    coefficients = classifier.coef_
+    coefficients, bias = classifier.coef_, classifier.intercept_
     classes = [str(c) for c in classifier.classes_]
-    if coefficients.shape[0] == 1:  # two classes: scikit-learn keeps one row
+    if coefficients.shape[0] == 1:  # two classes: scikit-learn keeps one row, for the second
         coefficients = np.vstack([-coefficients[0], coefficients[0]])
-    bias = classifier.intercept_ if len(classifier.intercept_) == len(classes) else None
-    if bias is None:
-        bias = np.array([-classifier.intercept_[0], classifier.intercept_[0]])
+        bias = np.array([-bias[0], bias[0]])
     weights = {
         str(name): coefficients[:, column].tolist()
         for column, name in enumerate(names)

@@ -152,7 +152,6 @@ class Taxonomy:
             self._columns = np.array([known.get(t, baseline) for t in self._candidates])
             self._unknown = np.array([t not in known for t in self._candidates])
             self._floor_missing = UNCLASSIFIED not in known
-            self._unclassified_column = self._position[UNCLASSIFIED]
 
     def _add(self, phrase: str, touchpoint: str, weight: float, *, is_cue: bool) -> None:
         key = tuple(stems(phrase))
@@ -254,22 +253,21 @@ class Taxonomy:
         touchpoint the weights do not know (a business's own) scores as "unclassified" plus
         its phrases, so its phrases alone decide whether it is named.
         """
-        candidates = self._candidates
-        known = model.touchpoints.index
-        matched = [self.match_sentence(s.text) for s in sentiment.sentences]
-        totals: dict[str, float] = {}
         if not sentiment.sentences:
             return [self._unclassified(sentiment)]
+        candidates = self._candidates
+        learned = model.touchpoints
+        matched = [self.match_sentence(s.text) for s in sentiment.sentences]
         both = [model.sentence_rows(stems(s.text)) for s in sentiment.sentences]
         rows = [touchpoint_rows for touchpoint_rows, _ in both]
         # Learned scores of every candidate: for the whole mention (first row), then each sentence.
-        learned = model.touchpoints
         table = learned.sums([sorted(set().union(*rows)), *rows])[:, self._columns]
         if self._floor_missing:  # no "unclassified" class to stand in for unknown touchpoints
             table[:, self._unknown] = 0.0
         whole_scores, sentence_scores = table[0], table[1:]
         # Plus the phrases, the opening sentence's counting OPENING_WEIGHT times for the mention.
         position = self._position
+        phrase_matched = False
         for i, (sentence, found) in enumerate(zip(sentiment.sentences, matched, strict=True)):
             weight = OPENING_WEIGHT if sentence.position == 0 else 1.0
             for touchpoint, (score, _terms) in found.items():
@@ -277,10 +275,10 @@ class Taxonomy:
                 if column is not None:
                     sentence_scores[i, column] += self.phrase_weight * score
                     whole_scores[column] += self.phrase_weight * score * weight
-                    totals[touchpoint] = totals.get(touchpoint, 0.0) + score
+                    phrase_matched = True
         # A matched phrase is evidence: where there is one, "unclassified" is not an answer.
-        if any(t in position for t in totals):
-            table[0, self._unclassified_column] = -np.inf
+        if phrase_matched:
+            table[0, position[UNCLASSIFIED]] = -np.inf
         probabilities = np.exp(table - table.max(axis=1, keepdims=True))
         probabilities /= probabilities.sum(axis=1, keepdims=True)
         whole = probabilities[0]
@@ -313,29 +311,18 @@ class Taxonomy:
         ]
         # Evidence: the phrases matched, then the learned words that carried each sentence most.
         pairs = [(t, i) for t in order for i in behind[t]]
-        carried = model.touchpoints.strongest(
-            [rows[i] for _, i in pairs],
-            [model.touchpoints.index.get(t) if t in known else None for t, _ in pairs],
+        carried = learned.strongest(
+            [rows[i] for _, i in pairs], [learned.index.get(t) for t, _ in pairs]
         )
         terms = {
             pair: list(dict.fromkeys([*matched[pair[1]].get(pair[0], (0.0, []))[1], *words]))
             for pair, words in zip(pairs, carried, strict=True)
         }
-        # Feelings of every touchpoint at once, from its sentences' words and mean VADER.
-        scored = [
-            [i for i in behind[t] if sentiment.sentences[i].label != UNSUPPORTED] for t in order
-        ]
-        feelings = model.feelings(
-            [sorted({r for i in group for r in both[i][1]}) for group in scored],
-            [
-                sum(sentiment.sentences[i].compound for i in group) / len(group) if group else 0.0
-                for group in scored
-            ],
+        feelings = _learned_feelings(
+            model, [[(sentiment.sentences[i], both[i][1]) for i in behind[t]] for t in order]
         )
         assignments = []
-        for rank, (touchpoint, group, (polarity, label)) in enumerate(
-            zip(order, scored, feelings, strict=True)
-        ):
+        for rank, (touchpoint, feeling) in enumerate(zip(order, feelings, strict=True)):
             evidence = [
                 {
                     "sentence": sentiment.sentences[i].position,
@@ -354,14 +341,8 @@ class Taxonomy:
                 ),
                 3,
             )
-            if not group:  # another language: no feeling to give
-                assignments.append(
-                    Assignment(touchpoint, rank, confidence, None, UNSUPPORTED, evidence)
-                )
-            else:
-                assignments.append(
-                    Assignment(touchpoint, rank, confidence, polarity, label, evidence)
-                )
+            polarity, label = feeling or (None, UNSUPPORTED)  # None: another language
+            assignments.append(Assignment(touchpoint, rank, confidence, polarity, label, evidence))
         return assignments
 
     def _assignment(
@@ -378,33 +359,43 @@ class Taxonomy:
         their VADER says nothing either way (a plain "waited 45 minutes past my
         appointment"), the mention's overall VADER compound stands in, as a reader would take
         it from the context."""
+        if self.model is not None:
+            model = self.model
+            (feeling,) = _learned_feelings(
+                model, [[(s, model.sentence_rows(stems(s.text))[1]) for s in sentences]]
+            )
+            polarity, label = feeling or (None, UNSUPPORTED)
+            return Assignment(touchpoint, rank, confidence, polarity, label, evidence)
         scored = [s for s in sentences if s.label != UNSUPPORTED]
         if not scored:
             return Assignment(touchpoint, rank, confidence, None, UNSUPPORTED, evidence)
-        mean = sum(s.compound for s in scored) / len(scored)
-        if self.model is not None:
-            rows = sorted({r for s in scored for r in self.model.sentence_rows(stems(s.text))[1]})
-            ((polarity, label),) = self.model.feelings([rows], [mean])
-            return Assignment(touchpoint, rank, confidence, polarity, label, evidence)
-        compound = round(mean, 4)
+        compound = round(sum(s.compound for s in scored) / len(scored), 4)
         if whole is not None and label_for(compound) == "neutral":
             compound = round(whole, 4)
         return Assignment(touchpoint, rank, confidence, compound, label_for(compound), evidence)
 
     def _unclassified(self, sentiment: Sentiment) -> Assignment:
-        assignment = self._assignment(
-            UNCLASSIFIED,
-            0,
-            0.0,
-            sentiment.sentences,
-            [{"sentence": None, "text": None, "terms": []}],
-            sentiment.compound,
+        evidence: list[dict[str, Any]] = [{"sentence": None, "text": None, "terms": []}]
+        if self.model is None:  # the mention's own VADER score
+            return Assignment(UNCLASSIFIED, 0, 0.0, sentiment.compound, sentiment.label, evidence)
+        return self._assignment(UNCLASSIFIED, 0, 0.0, sentiment.sentences, evidence)
+
+
+def _learned_feelings(
+    model: LearnedModel, groups: Sequence[Sequence[tuple[Sentence, Sequence[int]]]]
+) -> list[tuple[float, str] | None]:
+    """The feeling (polarity, label) of each group of sentences, given with their
+    sentiment-weight rows, from their words and mean VADER compound together; None for a group
+    with no sentence in a scored language."""
+    scored = [[(s, r) for s, r in group if s.label != UNSUPPORTED] for group in groups]
+    present = [group for group in scored if group]
+    feelings = iter(
+        model.feelings(
+            [sorted({row for _, rows in group for row in rows}) for group in present],
+            [sum(s.compound for s, _ in group) / len(group) for group in present],
         )
-        if self.model is None:  # the mention's own VADER score, as before
-            return Assignment(
-                UNCLASSIFIED, 0, 0.0, sentiment.compound, sentiment.label, assignment.evidence
-            )
-        return assignment
+    )
+    return [next(feelings) if group else None for group in scored]
 
 
 def _confidence(score: float, grand_total: float, threshold: float) -> float:

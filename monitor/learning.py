@@ -164,18 +164,26 @@ class LearnedModel:
             [self.sentiment.vocabulary.get(f, zero_s) for f in _VADER_FEATURES]
         ]
         # feature → (row of the touchpoint weights, row of the sentiment weights), either one
-        # the zero row where that model has no weight for it: one lookup serves both.
-        self._rows = {
-            f: (
+        # the zero row where that model has no weight for it: one lookup serves both. Words are
+        # looked up by themselves, word pairs by the tuple of their two words (no joining).
+        self._word_rows: dict[str, tuple[int, int]] = {}
+        self._pair_rows: dict[tuple[str, ...], tuple[int, int]] = {}
+        for f in {*self.touchpoints.vocabulary, *self.sentiment.vocabulary}:
+            rows = (
                 self.touchpoints.vocabulary.get(f, zero_t),
                 self.sentiment.vocabulary.get(f, zero_s),
             )
-            for f in {*self.touchpoints.vocabulary, *self.sentiment.vocabulary}
-        }
+            if " " in f:
+                self._pair_rows[tuple(f.split(" "))] = rows
+            else:
+                self._word_rows[f] = rows
 
     def sentence_rows(self, words: Sequence[str]) -> tuple[list[int], list[int]]:
-        """Rows of the touchpoint weights and of the sentiment weights for one sentence's stems."""
-        found = [pair for pair in map(self._rows.get, features(words)) if pair is not None]
+        """Rows of the touchpoint weights and of the sentiment weights for one sentence's stems
+        (those of its ``features``)."""
+        found = [r for r in map(self._word_rows.get, set(words)) if r is not None]
+        pairs = set(itertools.pairwise(words))
+        found += [r for r in map(self._pair_rows.get, pairs) if r is not None]
         return [t for t, _ in found], [s for _, s in found]
 
     def feelings(

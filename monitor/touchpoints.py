@@ -97,6 +97,10 @@ class Assignment:
     evidence: list[dict[str, Any]] = field(default_factory=list)
 
 
+# A phrase of the taxonomy: (its stems, touchpoint id, weight, the phrase, is it a negative cue)
+_Phrase = tuple[tuple[str, ...], str, float, str, bool]
+
+
 @lru_cache(maxsize=1)
 def _stemmer() -> Stemmer.Stemmer:
     return Stemmer.Stemmer("english")
@@ -133,8 +137,12 @@ class Taxonomy:
             if stemmed:
                 self._first_contact.setdefault(stemmed[0], []).append(stemmed)
         self.touchpoints = {t.id: t for s in self.stages for t in s.touchpoints}
-        # first stem → [(stems of the phrase, touchpoint id, weight, phrase, is_cue)]
-        self._index: dict[str, list[tuple[tuple[str, ...], str, float, str, bool]]] = {}
+        # Phrases by their first stem (one-word phrases) or first two stems (longer ones):
+        # [(stems of the phrase, touchpoint id, weight, phrase, is_cue)], in the order given.
+        self._words: dict[str, list[_Phrase]] = {}
+        self._starts: dict[tuple[str, ...], list[_Phrase]] = {}
+        self._order: dict[_Phrase, int] = {}
+        self._starters: set[str] = set()  # the first stems of all phrases
         for touchpoint in self.touchpoints.values():
             for phrase, weight in touchpoint.phrases.items():
                 self._add(phrase, touchpoint.id, weight, is_cue=False)
@@ -155,13 +163,23 @@ class Taxonomy:
 
     def _add(self, phrase: str, touchpoint: str, weight: float, *, is_cue: bool) -> None:
         key = tuple(stems(phrase))
-        if key:
-            self._index.setdefault(key[0], []).append((key, touchpoint, weight, phrase, is_cue))
+        if not key:
+            return
+        entry = (key, touchpoint, weight, phrase, is_cue)
+        self._order[entry] = len(self._order)
+        self._starters.add(key[0])
+        if len(key) == 1:
+            self._words.setdefault(key[0], []).append(entry)
+        else:
+            self._starts.setdefault(key[:2], []).append(entry)
 
     def is_first_impression(self, sentiment: Sentiment) -> bool:
         """Does the mention describe a first contact ("first visit", "never been before" …)?"""
+        first_words = self._first_contact.keys()
         for sentence in sentiment.sentences:
             words = stems(sentence.text)
+            if first_words.isdisjoint(words):
+                continue
             for i, word in enumerate(words):
                 for phrase in self._first_contact.get(word, ()):
                     if words[i : i + len(phrase)] == phrase:
@@ -180,14 +198,24 @@ class Taxonomy:
 
     def match_sentence(self, text: str) -> dict[str, tuple[float, list[str]]]:
         """Touchpoint → (summed weight, matched phrases) for one sentence, cues applied."""
-        words = stems(text)
+        return self._match(stems(text))
+
+    def _match(self, words: tuple[str, ...]) -> dict[str, tuple[float, list[str]]]:
         scores: dict[str, float] = {}
         terms: dict[str, list[str]] = {}
         vetoed: set[str] = set()
+        single, starts, starters = self._words, self._starts, self._starters
         for i, word in enumerate(words):
-            for key, touchpoint, weight, phrase, is_cue in self._index.get(word, ()):
-                if words[i : i + len(key)] != key:
-                    continue
+            if word not in starters:
+                continue
+            found = single.get(word, [])
+            longer = starts.get(words[i : i + 2])
+            if longer:
+                found = sorted(  # in the taxonomy's order, as one list would give them
+                    [*found, *(e for e in longer if words[i : i + len(e[0])] == e[0])],
+                    key=self._order.__getitem__,
+                )
+            for _key, touchpoint, weight, phrase, is_cue in found:
                 if is_cue:
                     vetoed.add(touchpoint)
                 elif phrase not in terms.setdefault(touchpoint, []):
@@ -201,15 +229,33 @@ class Taxonomy:
 
     def assign(self, sentiment: Sentiment, kind: str = "review") -> list[Assignment]:
         """Primary and secondary touchpoints of a mention, from its scored sentences."""
-        if kind.startswith("employee") and EMPLOYEE_TOUCHPOINT in self.touchpoints:
-            evidence = [{"sentence": None, "text": None, "terms": [f"source kind: {kind}"]}]
+        return self.assign_many([sentiment], [kind])[0]
+
+    def assign_many(
+        self, sentiments: Sequence[Sentiment], kinds: Sequence[str]
+    ) -> list[list[Assignment]]:
+        """``assign`` for each of many mentions. With learned weights the arithmetic of the
+        whole batch is done in a few array operations, which is most of the cost of a mention."""
+        if self.model is not None:
+            return self._assign_learned(sentiments, kinds, self.model)
+        return [self._assign_phrases(s, k) for s, k in zip(sentiments, kinds, strict=True)]
+
+    def _is_employee(self, kind: str) -> bool:
+        return kind.startswith("employee") and EMPLOYEE_TOUCHPOINT in self.touchpoints
+
+    def _assign_phrases(self, sentiment: Sentiment, kind: str) -> list[Assignment]:
+        """Phrases alone: each touchpoint's summed phrase weights; VADER's feeling."""
+        if self._is_employee(kind):
             return [
                 self._assignment(
-                    EMPLOYEE_TOUCHPOINT, 0, 1.0, sentiment.sentences, evidence, sentiment.compound
+                    EMPLOYEE_TOUCHPOINT,
+                    0,
+                    1.0,
+                    sentiment.sentences,
+                    _employee_evidence(kind),
+                    sentiment.compound,
                 )
             ]
-        if self.model is not None:
-            return self._assign_learned(sentiment, self.model)
         totals: dict[str, float] = {}
         behind: dict[str, list[Sentence]] = {}
         evidence_for: dict[str, list[dict[str, Any]]] = {}
@@ -241,10 +287,16 @@ class Taxonomy:
                 )
             )
         if not assignments:
-            return [self._unclassified(sentiment)]
+            return [
+                Assignment(
+                    UNCLASSIFIED, 0, 0.0, sentiment.compound, sentiment.label, _no_evidence()
+                )
+            ]
         return assignments
 
-    def _assign_learned(self, sentiment: Sentiment, model: LearnedModel) -> list[Assignment]:
+    def _assign_learned(
+        self, sentiments: Sequence[Sentiment], kinds: Sequence[str], model: LearnedModel
+    ) -> list[list[Assignment]]:
         """The learned weights plus ``phrase_weight`` × the phrase score, per touchpoint.
 
         The mention's words pick the primary touchpoint (the most probable of all, and
@@ -252,56 +304,137 @@ class Taxonomy:
         own words pick the touchpoint it is behind, which makes the secondary ones. A
         touchpoint the weights do not know (a business's own) scores as "unclassified" plus
         its phrases, so its phrases alone decide whether it is named.
+
+        Done for a batch of mentions in three array steps: the touchpoint scores of every
+        mention and sentence, the evidence words, and the feelings.
         """
-        if not sentiment.sentences:
-            return [self._unclassified(sentiment)]
-        candidates = self._candidates
-        learned = model.touchpoints
-        matched = [self.match_sentence(s.text) for s in sentiment.sentences]
-        both = [model.sentence_rows(stems(s.text)) for s in sentiment.sentences]
-        rows = [touchpoint_rows for touchpoint_rows, _ in both]
-        # Learned scores of every candidate: for the whole mention (first row), then each sentence.
-        table = learned.sums([sorted(set().union(*rows)), *rows])[:, self._columns]
-        if self._floor_missing:  # no "unclassified" class to stand in for unknown touchpoints
-            table[:, self._unknown] = 0.0
-        whole_scores, sentence_scores = table[0], table[1:]
-        # Plus the phrases, the opening sentence's counting OPENING_WEIGHT times for the mention.
-        position = self._position
-        phrase_matched = False
-        for i, (sentence, found) in enumerate(zip(sentiment.sentences, matched, strict=True)):
-            weight = OPENING_WEIGHT if sentence.position == 0 else 1.0
-            for touchpoint, (score, _terms) in found.items():
-                column = position.get(touchpoint)
-                if column is not None:
-                    sentence_scores[i, column] += self.phrase_weight * score
-                    whole_scores[column] += self.phrase_weight * score * weight
-                    phrase_matched = True
-        # A matched phrase is evidence: where there is one, "unclassified" is not an answer.
-        if phrase_matched:
-            table[0, position[UNCLASSIFIED]] = -np.inf
-        probabilities = np.exp(table - table.max(axis=1, keepdims=True))
-        probabilities /= probabilities.sum(axis=1, keepdims=True)
-        whole = probabilities[0]
+        learned, position = model.touchpoints, self._position
+        # Each mention's plan: (touchpoint, confidence, its sentences, evidence) per assignment.
+        plans: list[list[_Plan]] = []
+        # Per mention, per sentence: rows of the sentiment weights.
+        feeling_rows: list[list[list[int]]] = []
+        decided: list[_Decided] = []  # mentions the weights decide
+        groups: list[list[int]] = []  # touchpoint-weight rows: per mention, then per sentence
+        for sentiment, kind in zip(sentiments, kinds, strict=True):
+            words = [stems(s.text) for s in sentiment.sentences]
+            rows = [model.sentence_rows(w) for w in words]
+            feeling_rows.append([r for _, r in rows])
+            everything = list(range(len(words)))
+            if self._is_employee(kind):
+                plans.append([(EMPLOYEE_TOUCHPOINT, 1.0, everything, _employee_evidence(kind))])
+            elif not words:
+                plans.append([(UNCLASSIFIED, 0.0, everything, _no_evidence())])
+            else:
+                touchpoint_rows = [r for r, _ in rows]
+                decided.append(
+                    _Decided(len(plans), len(groups), sentiment, [*map(self._match, words)])
+                )
+                groups.append(sorted(set().union(*touchpoint_rows)))
+                groups.extend(touchpoint_rows)
+                plans.append([])
+        # (mention, touchpoint, sentence, the assignment's evidence): each sentence's evidence
+        pairs: list[tuple[_Decided, str, int, list[dict[str, Any]]]] = []
+        if decided:
+            # Learned scores of every candidate, for each mention as a whole, then its sentences.
+            table = learned.sums(groups)[:, self._columns]
+            if self._floor_missing:  # no "unclassified" class to stand in for unknown ones
+                table[:, self._unknown] = 0.0
+            # Plus the phrases, the opening sentence's counting OPENING_WEIGHT times for the
+            # mention; where a phrase matched, "unclassified" is not an answer.
+            for mention in decided:
+                start, phrase_matched = mention.start, False
+                for i, (sentence, found) in enumerate(
+                    zip(mention.sentiment.sentences, mention.matched, strict=True)
+                ):
+                    weight = OPENING_WEIGHT if sentence.position == 0 else 1.0
+                    for touchpoint, (score, _terms) in found.items():
+                        column = position.get(touchpoint)
+                        if column is not None:
+                            table[start + 1 + i, column] += self.phrase_weight * score
+                            table[start, column] += self.phrase_weight * score * weight
+                            phrase_matched = True
+                if phrase_matched:
+                    table[start, position[UNCLASSIFIED]] = -np.inf
+            probabilities = np.exp(table - table.max(axis=1, keepdims=True))
+            probabilities /= probabilities.sum(axis=1, keepdims=True)
+            scores, chances = table.tolist(), probabilities.tolist()
+            for mention in decided:
+                plan = self._decide(mention, scores, chances)
+                plans[mention.plan] = plan
+                pairs.extend(
+                    (mention, t, i, evidence)
+                    for t, _, behind, evidence in plan
+                    if t != UNCLASSIFIED
+                    for i in behind
+                )
+            # Evidence: the phrases matched, then the learned words that carried each sentence most.
+            carried = learned.strongest(
+                [groups[m.start + 1 + i] for m, _, i, _ in pairs],
+                [learned.index.get(t) for _, t, _, _ in pairs],
+            )
+            for (mention, touchpoint, i, evidence), learned_words in zip(
+                pairs, carried, strict=True
+            ):
+                sentence = mention.sentiment.sentences[i]
+                phrases = mention.matched[i].get(touchpoint, (0.0, []))[1]
+                evidence.append(
+                    {
+                        "sentence": sentence.position,
+                        "text": sentence.text,
+                        "terms": list(dict.fromkeys([*phrases, *learned_words])),
+                    }
+                )
+        # The feeling of each assignment, from its own sentences' words and VADER together.
+        feelings = iter(
+            _learned_feelings(
+                model,
+                [
+                    [(sentiment.sentences[i], rows[i]) for i in behind]
+                    for sentiment, rows, plan in zip(sentiments, feeling_rows, plans, strict=True)
+                    for _, _, behind, _ in plan
+                ],
+            )
+        )
+        results = []
+        for plan in plans:
+            assignments = []
+            for rank, (touchpoint, confidence, _behind, evidence) in enumerate(plan):
+                polarity, label = next(feelings) or (None, UNSUPPORTED)  # None: another language
+                assignments.append(
+                    Assignment(touchpoint, rank, confidence, polarity, label, evidence)
+                )
+            results.append(assignments)
+        return results
+
+    def _decide(
+        self, mention: _Decided, scores: list[list[float]], chances: list[list[float]]
+    ) -> list[_Plan]:
+        """A mention's touchpoints from the scores (and their probabilities) of its table rows."""
+        candidates, position, start = self._candidates, self._position, mention.start
+        whole = chances[start]
         # A sentence with matched phrases is behind the strongest of their touchpoints (the
         # learned weights decide between them); one without is behind the touchpoint its words
         # point to, when they point clearly enough.
         behind: dict[str, list[int]] = {}
-        for i, found in enumerate(matched):
+        for i, found in enumerate(mention.matched):
             columns = [position[t] for t in found if t in position]
             if columns:
-                column = max(columns, key=lambda c: sentence_scores[i, c])
+                column = max(columns, key=scores[start + 1 + i].__getitem__)
             else:
-                column = int(probabilities[i + 1].argmax())
-                if probabilities[i + 1, column] < MIN_SENTENCE_PROBABILITY:
+                sentence = chances[start + 1 + i]
+                column = max(range(len(sentence)), key=sentence.__getitem__)
+                if sentence[column] < MIN_SENTENCE_PROBABILITY:
                     continue
             behind.setdefault(candidates[column], []).append(i)
-        primary = candidates[int(np.argmax(whole))]
-        if primary == UNCLASSIFIED or whole.max() < MIN_PROBABILITY:
-            return [self._unclassified(sentiment)]
+        top = max(range(len(whole)), key=whole.__getitem__)
+        primary = candidates[top]
+        count = len(mention.matched)
+        if primary == UNCLASSIFIED or whole[top] < MIN_PROBABILITY:
+            return [(UNCLASSIFIED, 0.0, list(range(count)), _no_evidence())]
         if primary not in behind:  # no sentence alone says it, all of them together do
             behind[primary] = [
-                i for i in range(len(rows)) if not any(i in v for v in behind.values())
-            ] or list(range(len(rows)))
+                i for i in range(count) if not any(i in v for v in behind.values())
+            ] or list(range(count))
         order = [
             primary,
             *sorted(
@@ -309,41 +442,16 @@ class Taxonomy:
                 key=lambda t: -whole[position[t]],
             ),
         ]
-        # Evidence: the phrases matched, then the learned words that carried each sentence most.
-        pairs = [(t, i) for t in order for i in behind[t]]
-        carried = learned.strongest(
-            [rows[i] for _, i in pairs], [learned.index.get(t) for t, _ in pairs]
-        )
-        terms = {
-            pair: list(dict.fromkeys([*matched[pair[1]].get(pair[0], (0.0, []))[1], *words]))
-            for pair, words in zip(pairs, carried, strict=True)
-        }
-        feelings = _learned_feelings(
-            model, [[(sentiment.sentences[i], both[i][1]) for i in behind[t]] for t in order]
-        )
-        assignments = []
-        for rank, (touchpoint, feeling) in enumerate(zip(order, feelings, strict=True)):
-            evidence = [
-                {
-                    "sentence": sentiment.sentences[i].position,
-                    "text": sentiment.sentences[i].text,
-                    "terms": terms[touchpoint, i],
-                }
-                for i in behind[touchpoint]
-            ]
+        plan: list[_Plan] = []
+        for touchpoint in order:
             # How sure the judgement is: for the mention as a whole, or for the sentence that
             # says it most clearly (a secondary touchpoint is rarely likely for the whole).
             column = position[touchpoint]
-            confidence = round(
-                max(
-                    float(whole[column]),
-                    *(float(probabilities[i + 1, column]) for i in behind[touchpoint]),
-                ),
-                3,
+            confidence = max(
+                whole[column], *(chances[start + 1 + i][column] for i in behind[touchpoint])
             )
-            polarity, label = feeling or (None, UNSUPPORTED)  # None: another language
-            assignments.append(Assignment(touchpoint, rank, confidence, polarity, label, evidence))
-        return assignments
+            plan.append((touchpoint, round(confidence, 3), behind[touchpoint], []))
+        return plan
 
     def _assignment(
         self,
@@ -354,18 +462,10 @@ class Taxonomy:
         evidence: list[dict[str, Any]],
         whole: float | None = None,
     ) -> Assignment:
-        """The touchpoint's feeling is that of its own sentences. With learned weights it is
-        read from their words and VADER compound together; without, it is VADER's, and where
-        their VADER says nothing either way (a plain "waited 45 minutes past my
+        """Without learned weights, a touchpoint's feeling is VADER's for its own sentences; and
+        where their VADER says nothing either way (a plain "waited 45 minutes past my
         appointment"), the mention's overall VADER compound stands in, as a reader would take
         it from the context."""
-        if self.model is not None:
-            model = self.model
-            (feeling,) = _learned_feelings(
-                model, [[(s, model.sentence_rows(stems(s.text))[1]) for s in sentences]]
-            )
-            polarity, label = feeling or (None, UNSUPPORTED)
-            return Assignment(touchpoint, rank, confidence, polarity, label, evidence)
         scored = [s for s in sentences if s.label != UNSUPPORTED]
         if not scored:
             return Assignment(touchpoint, rank, confidence, None, UNSUPPORTED, evidence)
@@ -374,11 +474,31 @@ class Taxonomy:
             compound = round(whole, 4)
         return Assignment(touchpoint, rank, confidence, compound, label_for(compound), evidence)
 
-    def _unclassified(self, sentiment: Sentiment) -> Assignment:
-        evidence: list[dict[str, Any]] = [{"sentence": None, "text": None, "terms": []}]
-        if self.model is None:  # the mention's own VADER score
-            return Assignment(UNCLASSIFIED, 0, 0.0, sentiment.compound, sentiment.label, evidence)
-        return self._assignment(UNCLASSIFIED, 0, 0.0, sentiment.sentences, evidence)
+
+# An assignment as decided, before its feeling: (touchpoint, confidence, the indexes of the
+# sentences behind it, evidence).
+_Plan = tuple[str, float, list[int], list[dict[str, Any]]]
+
+
+@dataclass
+class _Decided:
+    """A mention whose touchpoints the learned weights decide, and where its rows are."""
+
+    plan: int
+    """Its index in the batch."""
+    start: int
+    """Its row in the batch's table; its sentences' rows follow."""
+    sentiment: Sentiment
+    matched: list[dict[str, tuple[float, list[str]]]]
+    """Each sentence's phrase matches."""
+
+
+def _employee_evidence(kind: str) -> list[dict[str, Any]]:
+    return [{"sentence": None, "text": None, "terms": [f"source kind: {kind}"]}]
+
+
+def _no_evidence() -> list[dict[str, Any]]:
+    return [{"sentence": None, "text": None, "terms": []}]
 
 
 def _learned_feelings(

@@ -187,7 +187,7 @@ def score_text(text: str, language: str = "en", rating: float | None = None) -> 
     sentences = tuple(
         Sentence(i, s, round(c, 4), label_for(c))
         for i, s in enumerate(split_sentences(text))
-        for c in (vader.polarity_scores(s)["compound"],)
+        for c in (vader.compound(s),)
     )
     compound = whole["compound"]
     return Sentiment(

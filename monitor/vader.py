@@ -185,17 +185,21 @@ def _normalize(score: float, alpha: float = 15) -> float:
     return norm_score
 
 
+def _amplified(sum_s: float, amplifier: float) -> float:
+    """The summed valence pushed further from zero by the text's "!" and "?" (``amplifier``)."""
+    if sum_s > 0:
+        return sum_s + amplifier
+    if sum_s < 0:
+        return sum_s - amplifier
+    return sum_s
+
+
 def _score_valence(sentiments: list[float], text: str) -> dict[str, float]:
     """The four numbers upstream returns, computed with the same float operations in order."""
     if not sentiments:
         return {"neg": 0.0, "neu": 0.0, "pos": 0.0, "compound": 0.0}
-    sum_s = float(sum(sentiments))
     amplifier = _punctuation_emphasis(text)
-    if sum_s > 0:
-        sum_s += amplifier
-    elif sum_s < 0:
-        sum_s -= amplifier
-    compound = _normalize(sum_s)
+    compound = _normalize(_amplified(float(sum(sentiments)), amplifier))
 
     pos_sum = 0.0
     neg_sum = 0.0
@@ -244,6 +248,19 @@ class FastVader:
     def polarity_scores(self, text: str) -> dict[str, float]:
         """Negative, neutral and positive proportions and the compound score in [-1, 1]."""
         text = self._replace_emojis(text).strip()
+        return _score_valence(self._valences(text), text)
+
+    def compound(self, text: str) -> float:
+        """``polarity_scores(text)["compound"]`` alone, without working out the proportions."""
+        text = self._replace_emojis(text).strip()
+        sentiments = self._valences(text)
+        if not sentiments:
+            return 0.0
+        amplified = _amplified(float(sum(sentiments)), _punctuation_emphasis(text))
+        return round(_normalize(amplified), 4)
+
+    def _valences(self, text: str) -> list[float]:
+        """The valence of every token of ``text`` (emojis already replaced) after VADER's rules."""
         tokens = _tokens(text)
         lowered = [token.lower() for token in tokens]
         is_cap_diff = _is_cap_differential(tokens)
@@ -267,7 +284,7 @@ class FastVader:
 
         if "but" in lowered:
             _but_check(sentiments, lowered.index("but"))
-        return _score_valence(sentiments, text)
+        return sentiments
 
     def _replace_emojis(self, text: str) -> str:
         """Each emoji replaced by its description, as upstream does before tokenising."""

@@ -42,6 +42,7 @@ def assert_identical(
     # repr as well as ==: -0.0 == 0.0 and 1 == 1.0, but neither is identical output
     assert actual == expected, text
     assert repr(actual) == repr(expected), text
+    assert repr(fast.compound(text)) == repr(expected["compound"]), text
 
 
 def mismatches(
@@ -52,7 +53,9 @@ def mismatches(
     for text in texts:
         expected = original.polarity_scores(text)
         actual = fast.polarity_scores(text)
-        if repr(actual) != repr(expected):
+        if repr(actual) != repr(expected) or repr(fast.compound(text)) != repr(
+            expected["compound"]
+        ):
             found.append((text, expected, actual))
     return found
 

@@ -24,7 +24,8 @@ import resource
 import sys
 import time
 from collections.abc import Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor
+from functools import lru_cache
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -46,30 +47,56 @@ def _start_scorer() -> None:
     gc.freeze()
 
 
-def score_rows(rows: list[dict[str, object]]) -> int:
-    """Runs in a scoring process; returns how many it judged (the judgements stay there)."""
+def score_chunk(index: int) -> int:
+    """Runs in a scoring process: makes chunk ``index`` of the texts itself, as a scoring
+    process reads its own batch from the database, and judges it; returns how many it judged
+    (the judgements stay there)."""
     assert _taxonomy is not None
-    return len(score_and_map_many(rows, _taxonomy))
+    return len(score_and_map_many([row(text) for text in chunk(index)], _taxonomy))
+
+
+def _pid_once_warm(_: int) -> int:
+    """Runs in a scoring process; takes long enough that every process gets one."""
+    time.sleep(0.2)
+    return os.getpid()
 
 
 EVAL = ROOT / "tests" / "data" / "touchpoints_eval.jsonl"
 BATCH = SCORE_BATCH
 
 
-def texts(count: int, seed: int = 11) -> Iterator[str]:
-    """Review-like texts of 2–4 labelled mentions joined (about 40–80 words), generated lazily.
+@lru_cache(maxsize=1)
+def _mentions() -> list[str]:
+    lines = EVAL.read_text(encoding="utf-8").splitlines()
+    return [json.loads(line)["text"] for line in lines if line]
+
+
+_END = re.compile(r"([.!?])(\s|$)")
+
+
+def chunk(index: int, seed: int = 11) -> list[str]:
+    """Texts ``index`` × BATCH … of the benchmark: review-like texts of 2–4 labelled mentions
+    joined (about 40–80 words). Each chunk is made from its own seed, so any process can make
+    any chunk and every measurement sees the same texts.
 
     Every sentence gets a random order number ("… order 48213."), neutral to VADER, so no two
     sentences are the same: the pipeline's per-sentence caches get no help a real crawl would
     not give them."""
-    pool = [
-        json.loads(line)["text"] for line in EVAL.read_text(encoding="utf-8").splitlines() if line
-    ]
-    rng = random.Random(seed)
-    end = re.compile(r"([.!?])(\s|$)")
-    for _ in range(count):
+    pool = _mentions()
+    rng = random.Random(seed * 1_000_003 + index)
+    made = []
+    for _ in range(BATCH):
         text = " ".join(rng.sample(pool, rng.randint(2, 4)))
-        yield end.sub(lambda m: f" order {rng.randint(1, 10**6)}{m.group(1)}{m.group(2)}", text)
+        made.append(
+            _END.sub(lambda m: f" order {rng.randint(1, 10**6)}{m.group(1)}{m.group(2)}", text)
+        )
+    return made
+
+
+def texts(count: int) -> Iterator[str]:
+    """The benchmark's first ``count`` texts, made chunk by chunk as they are needed."""
+    for index in range(-(-count // BATCH)):
+        yield from chunk(index)[: count - index * BATCH]
 
 
 def rss_mb() -> float:
@@ -112,32 +139,19 @@ def row(text: str) -> dict[str, object]:
 
 
 def ours_all_cores(count: int, processes: int) -> float:
+    """Each scoring process makes and judges whole chunks of the texts (``count`` a multiple of
+    BATCH), as each process of the scoring pass reads and judges its own batches."""
     pool = ProcessPoolExecutor(
         max_workers=processes,
         mp_context=multiprocessing.get_context("spawn"),
         initializer=_start_scorer,
     )
-    list(
-        pool.map(
-            score_rows,
-            [[row(WARM_UP)]] * processes,
-        )
-    )
+    # Every process has loaded the weights (its initializer) before the clock starts.
+    while len(set(pool.map(_pid_once_warm, range(processes)))) < processes:
+        pass
     started = time.perf_counter()
-    in_flight: list[Future[int]] = []
-    batch: list[dict[str, object]] = []
-    for text in texts(count):
-        batch.append(row(text))
-        if len(batch) == BATCH:
-            in_flight.append(pool.submit(score_rows, batch))
-            batch = []
-            while len(in_flight) > 2 * processes:  # bounded: memory stays flat
-                in_flight.pop(0).result()
-    if batch:
-        in_flight.append(pool.submit(score_rows, batch))
-    for future in in_flight:
-        future.result()
-    rate = count / (time.perf_counter() - started)
+    judged = sum(pool.map(score_chunk, range(count // BATCH)))
+    rate = judged / (time.perf_counter() - started)
     pool.shutdown()
     return rate
 
@@ -146,7 +160,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--texts", type=int, default=100_000)
     args = parser.parse_args()
-    count = args.texts
+    count = args.texts - args.texts % BATCH
     cores = os.cpu_count() or 1
     print("Scoring benchmark (bench/scoring.py): our judgement step vs raw VADER, same texts")
     print(f"command: .venv/bin/python bench/scoring.py --texts {count}")

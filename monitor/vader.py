@@ -185,13 +185,15 @@ def _normalize(score: float, alpha: float = 15) -> float:
     return norm_score
 
 
-def _amplified(sum_s: float, amplifier: float) -> float:
-    """The summed valence pushed further from zero by the text's "!" and "?" (``amplifier``)."""
+def _compound(sentiments: list[float], amplifier: float) -> float:
+    """The compound score, unrounded: the summed valence, pushed further from zero by the text's
+    "!" and "?" (``amplifier``), normalised to −1 … +1."""
+    sum_s = float(sum(sentiments))
     if sum_s > 0:
-        return sum_s + amplifier
-    if sum_s < 0:
-        return sum_s - amplifier
-    return sum_s
+        sum_s += amplifier
+    elif sum_s < 0:
+        sum_s -= amplifier
+    return _normalize(sum_s)
 
 
 def _score_valence(sentiments: list[float], text: str) -> dict[str, float]:
@@ -199,7 +201,7 @@ def _score_valence(sentiments: list[float], text: str) -> dict[str, float]:
     if not sentiments:
         return {"neg": 0.0, "neu": 0.0, "pos": 0.0, "compound": 0.0}
     amplifier = _punctuation_emphasis(text)
-    compound = _normalize(_amplified(float(sum(sentiments)), amplifier))
+    compound = _compound(sentiments, amplifier)
 
     pos_sum = 0.0
     neg_sum = 0.0
@@ -256,8 +258,7 @@ class FastVader:
         sentiments = self._valences(text)
         if not sentiments:
             return 0.0
-        amplified = _amplified(float(sum(sentiments)), _punctuation_emphasis(text))
-        return round(_normalize(amplified), 4)
+        return round(_compound(sentiments, _punctuation_emphasis(text)), 4)
 
     def _valences(self, text: str) -> list[float]:
         """The valence of every token of ``text`` (emojis already replaced) after VADER's rules."""

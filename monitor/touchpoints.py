@@ -7,6 +7,7 @@ delivery was late" gives product quality (+) and delivery (−), each with its e
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 from collections.abc import Sequence
@@ -97,8 +98,9 @@ class Assignment:
     evidence: list[dict[str, Any]] = field(default_factory=list)
 
 
-# A phrase of the taxonomy: (its stems, touchpoint id, weight, the phrase, is it a negative cue)
-_Phrase = tuple[tuple[str, ...], str, float, str, bool]
+# A phrase of the taxonomy: (its place in the taxonomy's order, its stems, touchpoint id, weight,
+# the phrase, is it a negative cue)
+_Phrase = tuple[int, tuple[str, ...], str, float, str, bool]
 
 
 @lru_cache(maxsize=1)
@@ -138,16 +140,16 @@ class Taxonomy:
                 self._first_contact.setdefault(stemmed[0], []).append(stemmed)
         self.touchpoints = {t.id: t for s in self.stages for t in s.touchpoints}
         # Phrases by their first stem (one-word phrases) or first two stems (longer ones):
-        # [(stems of the phrase, touchpoint id, weight, phrase, is_cue)], in the order given.
+        # [_Phrase], in the order given.
         self._words: dict[str, list[_Phrase]] = {}
         self._starts: dict[tuple[str, ...], list[_Phrase]] = {}
-        self._order: dict[_Phrase, int] = {}
         self._starters: set[str] = set()  # the first stems of all phrases
+        order = itertools.count()
         for touchpoint in self.touchpoints.values():
             for phrase, weight in touchpoint.phrases.items():
-                self._add(phrase, touchpoint.id, weight, is_cue=False)
+                self._add(next(order), phrase, touchpoint.id, weight, is_cue=False)
             for cue in touchpoint.negative_cues:
-                self._add(cue, touchpoint.id, 0.0, is_cue=True)
+                self._add(next(order), cue, touchpoint.id, 0.0, is_cue=True)
         # With learned weights: the touchpoints a customer's mention can be about, and the
         # column of the weights that scores each. One the weights do not know scores as
         # "unclassified" (plus its phrases).
@@ -161,12 +163,13 @@ class Taxonomy:
             self._unknown = np.array([t not in known for t in self._candidates])
             self._floor_missing = UNCLASSIFIED not in known
 
-    def _add(self, phrase: str, touchpoint: str, weight: float, *, is_cue: bool) -> None:
+    def _add(
+        self, order: int, phrase: str, touchpoint: str, weight: float, *, is_cue: bool
+    ) -> None:
         key = tuple(stems(phrase))
         if not key:
             return
-        entry = (key, touchpoint, weight, phrase, is_cue)
-        self._order[entry] = len(self._order)
+        entry = (order, key, touchpoint, weight, phrase, is_cue)
         self._starters.add(key[0])
         if len(key) == 1:
             self._words.setdefault(key[0], []).append(entry)
@@ -211,11 +214,9 @@ class Taxonomy:
             found = single.get(word, [])
             longer = starts.get(words[i : i + 2])
             if longer:
-                found = sorted(  # in the taxonomy's order, as one list would give them
-                    [*found, *(e for e in longer if words[i : i + len(e[0])] == e[0])],
-                    key=self._order.__getitem__,
-                )
-            for _key, touchpoint, weight, phrase, is_cue in found:
+                # In the taxonomy's order (each entry's first item, unique), as one list gave them.
+                found = sorted([*found, *(e for e in longer if words[i : i + len(e[1])] == e[1])])
+            for _order, _key, touchpoint, weight, phrase, is_cue in found:
                 if is_cue:
                     vetoed.add(touchpoint)
                 elif phrase not in terms.setdefault(touchpoint, []):

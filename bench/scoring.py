@@ -13,7 +13,6 @@ stream through, to show it stays flat.
 from __future__ import annotations
 
 import argparse
-import gc
 import json
 import multiprocessing
 import os
@@ -33,7 +32,12 @@ sys.path.insert(0, str(ROOT))
 
 from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer  # noqa: E402
 
-from monitor.scoring import SCORE_BATCH, long_lived_frozen, score_and_map_many  # noqa: E402
+from monitor.scoring import (  # noqa: E402
+    SCORE_BATCH,
+    freeze_long_lived,
+    long_lived_frozen,
+    score_and_map_many,
+)
 from monitor.touchpoints import Taxonomy, load_taxonomy  # noqa: E402
 
 _taxonomy: Taxonomy | None = None
@@ -42,9 +46,7 @@ _taxonomy: Taxonomy | None = None
 def _start_scorer() -> None:
     global _taxonomy
     _taxonomy = load_taxonomy()
-    # As the scoring pass does (``long_lived_frozen``), for this scoring process's lifetime.
-    gc.collect()
-    gc.freeze()
+    freeze_long_lived()  # as the scoring pass does, for this scoring process's lifetime
 
 
 def score_chunk(index: int) -> int:

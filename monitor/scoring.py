@@ -159,13 +159,18 @@ def score_share(
         return _score_share(engine, taxonomy, share, shares, batch_size)
 
 
+def freeze_long_lived() -> None:
+    """Tell Python's cyclic collector not to walk again what is alive now (the taxonomy and its
+    weights, the modules): it lives as long as the scoring does."""
+    gc.collect()  # garbage of before is not kept
+    gc.freeze()
+
+
 @contextmanager
 def long_lived_frozen() -> Iterator[None]:
-    """For a scoring pass: what is alive when it starts (the taxonomy and its weights, the
-    modules) lives until it ends, so Python's cyclic collector is told not to walk it after
-    every batch (``gc.freeze``); it is given back at the end."""
-    gc.collect()  # garbage of before the pass is not kept
-    gc.freeze()
+    """For a scoring pass: what is alive when it starts is frozen (``freeze_long_lived``) so the
+    collector does not walk it after every batch; it is given back at the end."""
+    freeze_long_lived()
     try:
         yield
     finally:

@@ -46,6 +46,7 @@ _taxonomy: Taxonomy | None = None
 def _start_scorer() -> None:
     global _taxonomy
     _taxonomy = load_taxonomy()
+    score_and_map_many([row(WARM_UP)], _taxonomy)  # as the one-process measurement warms up
     freeze_long_lived()  # as the scoring pass does, for this scoring process's lifetime
 
 

@@ -182,12 +182,11 @@ def score_text(text: str, language: str = "en", rating: float | None = None) -> 
             Sentence(i, s, 0.0, UNSUPPORTED) for i, s in enumerate(split_sentences(text))
         )
         return Sentiment(None, None, None, None, UNSUPPORTED, sentences)
-    vader = analyzer()
-    whole = vader.polarity_scores(text)
+    pieces = split_sentences(text)
+    whole, compounds = analyzer().scores_with_sentences(text, pieces)
     sentences = tuple(
-        Sentence(i, s, round(c, 4), label_for(c))
-        for i, s in enumerate(split_sentences(text))
-        for c in (vader.compound(s),)
+        Sentence(i, s, c, label_for(c))
+        for i, (s, c) in enumerate(zip(pieces, compounds, strict=True))
     )
     compound = whole["compound"]
     return Sentiment(

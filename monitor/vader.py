@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import string
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from importlib import resources
 
@@ -69,13 +69,12 @@ def _is_negation(word_lower: str) -> bool:
     return word_lower in _NEGATIONS or "n't" in word_lower
 
 
-def _tokens(text: str) -> list[str]:
-    """Whitespace-separated tokens with surrounding punctuation removed, as upstream's SentiText."""
+def _tokens(raw: list[str]) -> list[str]:
+    """The whitespace-separated pieces of a text with surrounding punctuation removed, as
+    upstream's SentiText."""
     # When stripping leaves two characters or fewer upstream keeps the raw token, so that
     # emoticons such as ":)" survive (and "ok!" keeps its "!"): identical output.
-    return [
-        raw if len(stripped := raw.strip(_PUNCTUATION)) <= 2 else stripped for raw in text.split()
-    ]
+    return [token if len(stripped := token.strip(_PUNCTUATION)) <= 2 else stripped for token in raw]
 
 
 def _booster_scalar(token: str, token_lower: str, valence: float, is_cap_diff: bool) -> float:
@@ -203,17 +202,17 @@ def _score_valence(sentiments: list[float], text: str) -> dict[str, float]:
     amplifier = _punctuation_emphasis(text)
     compound = _compound(sentiments, amplifier)
 
+    # Summed in upstream's order, over the positive and the negative scores alone (most words
+    # score 0); the +1 / -1 compensate for neutral words, which count 1 each.
+    positives = [score for score in sentiments if score > 0]
+    negatives = [score for score in sentiments if score < 0]
+    neu_count = len(sentiments) - len(positives) - len(negatives)  # valences are never NaN
     pos_sum = 0.0
+    for score in positives:
+        pos_sum += float(score) + 1
     neg_sum = 0.0
-    neu_count = 0
-    for score in sentiments:
-        # the +1 / -1 compensate for neutral words, which count 1 each
-        if score > 0:
-            pos_sum += float(score) + 1
-        if score < 0:
-            neg_sum += float(score) - 1
-        if score == 0:
-            neu_count += 1
+    for score in negatives:
+        neg_sum += float(score) - 1
     if pos_sum > math.fabs(neg_sum):
         pos_sum += amplifier
     elif pos_sum < math.fabs(neg_sum):
@@ -249,22 +248,34 @@ class FastVader:
 
     def polarity_scores(self, text: str) -> dict[str, float]:
         """Negative, neutral and positive proportions and the compound score in [-1, 1]."""
-        text = self._replace_emojis(text).strip()
-        return _score_valence(self._valences(text), text)
+        return self._scores(_Analysed(self._replace_emojis(text).strip()))
 
     def compound(self, text: str) -> float:
         """``polarity_scores(text)["compound"]`` alone, without working out the proportions."""
-        text = self._replace_emojis(text).strip()
+        return self._compound(_Analysed(self._replace_emojis(text).strip()))
+
+    def scores_with_sentences(
+        self, text: str, sentences: Sequence[str]
+    ) -> tuple[dict[str, float], list[float]]:
+        """``polarity_scores(text)`` and the ``compound`` of each of its ``sentences``, identical
+        to asking for each alone. When the sentences are the text cut at whitespace (as
+        ``split_sentences`` cuts it), the text's tokens are theirs and are not made again."""
+        parts = [_Analysed(self._replace_emojis(s).strip()) for s in sentences]
+        whole = _Analysed(self._replace_emojis(text).strip(), parts)
+        return self._scores(whole), [self._compound(part) for part in parts]
+
+    def _scores(self, text: _Analysed) -> dict[str, float]:
+        return _score_valence(self._valences(text), text.text)
+
+    def _compound(self, text: _Analysed) -> float:
         sentiments = self._valences(text)
         if not sentiments:
             return 0.0
-        return round(_compound(sentiments, _punctuation_emphasis(text)), 4)
+        return round(_compound(sentiments, _punctuation_emphasis(text.text)), 4)
 
-    def _valences(self, text: str) -> list[float]:
-        """The valence of every token of ``text`` (emojis already replaced) after VADER's rules."""
-        tokens = _tokens(text)
-        lowered = [token.lower() for token in tokens]
-        is_cap_diff = _is_cap_differential(tokens)
+    def _valences(self, text: _Analysed) -> list[float]:
+        """The valence of every token of ``text`` after VADER's rules."""
+        tokens, lowered, is_cap_diff = text.tokens, text.lowered, text.is_cap_diff
         lexicon = self._lexicon
         last = len(tokens) - 1
 
@@ -365,7 +376,28 @@ class FastVader:
         return valence
 
 
-def _is_cap_differential(tokens: list[str]) -> bool:
-    """True when some but not all tokens are in capitals (then capitals signal emphasis)."""
-    capitalised = sum(map(str.isupper, tokens))
-    return 0 < len(tokens) - capitalised < len(tokens)
+class _Analysed:
+    """A text (emojis replaced, stripped) as VADER reads it: its tokens, lower-cased, and
+    whether capitals signal emphasis in it (some but not all tokens in capitals).
+
+    Given ``tiles`` whose whitespace-separated pieces are, in order, exactly the text's, the
+    tokens are theirs, made per piece, rather than made again."""
+
+    __slots__ = ("capitals", "is_cap_diff", "lowered", "raw", "text", "tokens")
+
+    tokens: list[str]
+    lowered: list[str]
+    capitals: int
+
+    def __init__(self, text: str, tiles: Sequence[_Analysed] = ()) -> None:
+        self.text = text
+        self.raw = text.split()
+        if tiles and self.raw == [raw for tile in tiles for raw in tile.raw]:
+            self.tokens = [token for tile in tiles for token in tile.tokens]
+            self.lowered = [word for tile in tiles for word in tile.lowered]
+            self.capitals = sum(tile.capitals for tile in tiles)
+        else:
+            self.tokens = _tokens(self.raw)
+            self.lowered = [token.lower() for token in self.tokens]
+            self.capitals = sum(map(str.isupper, self.tokens))
+        self.is_cap_diff = 0 < len(self.tokens) - self.capitals < len(self.tokens)

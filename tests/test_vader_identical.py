@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import pytest
@@ -17,9 +17,11 @@ from vaderSentiment.vaderSentiment import (
     SentimentIntensityAnalyzer,
 )
 
+from monitor.sentiment import split_sentences
 from monitor.vader import FastVader
 
 EVAL = Path(__file__).resolve().parent / "data" / "touchpoints_eval.jsonl"
+TRAIN = EVAL.with_name("touchpoints_train.jsonl")
 
 ORIGINAL = SentimentIntensityAnalyzer()
 FAST = FastVader()
@@ -390,3 +392,70 @@ def test_any_extra_lexicon_matches_updating_the_original(
     original = SentimentIntensityAnalyzer()
     original.lexicon.update(extra)
     assert mismatches(texts, FastVader(extra_lexicon=extra), original) == []
+
+
+# --------------------------------------------------------------------------- a text and its
+# sentences at once: the whole text takes its tokens from its sentences when they tile it
+
+
+def text_and_sentences_mismatches(
+    texts: list[str], split: Callable[[str], list[str]] = split_sentences
+) -> list[tuple[str, object, object]]:
+    """Every text where scoring it with its sentences at once differs from upstream scoring the
+    text and then each sentence alone."""
+    found = []
+    for text in texts:
+        sentences = split(text)
+        expected = (
+            ORIGINAL.polarity_scores(text),
+            [ORIGINAL.polarity_scores(s)["compound"] for s in sentences],
+        )
+        actual = FAST.scores_with_sentences(text, sentences)
+        if repr(actual) != repr(expected):
+            found.append((text, expected, actual))
+    return found
+
+
+def test_eval_and_training_texts_score_with_their_sentences_identically() -> None:
+    texts = eval_texts() + [
+        json.loads(line)["text"]
+        for line in TRAIN.read_text(encoding="utf-8").splitlines()
+        if line.strip()
+    ]
+    assert len(texts) > 10_000
+    assert text_and_sentences_mismatches(texts) == []
+
+
+def test_hard_cases_score_with_their_sentences_identically() -> None:
+    # Words that look past a sentence's edge: "kind of", "no", idioms, "least", boosters,
+    # capitals in one sentence and not in another, "but" in one sentence of several.
+    edges = [
+        "It was kind. Of course we paid. Never so happy!",
+        "I said no. Good service though. At least. Helpful staff.",
+        "Total kiss. Of death for the shop. The bomb. Really GREAT but awful.",
+        "GREAT SERVICE. the staff were rude. I LOVED IT but never again.",
+        "no\ngood\nbad. very\nnice",
+        "Nice place, but the staff were rude and slow. Great, but pricey!!! Why?? Sad.",
+        "ok, but fine. meh , but good",
+        "Loved it 😍. Hated the wait 😡 but 👍",
+    ]
+    texts = HARD_CASES + edges + [" ".join(HARD_CASES), ". ".join(HARD_CASES)]
+    assert text_and_sentences_mismatches(texts) == []
+
+
+def test_sentences_that_do_not_tile_the_text_score_identically() -> None:
+    # Sentences from elsewhere, or missing the text's commas, cannot lend their tokens.
+    def elsewhere(_: str) -> list[str]:
+        return ["Not bad at all", "GREAT", "kind of good"]
+
+    texts = ["The food was great, but the staff were rude.", "NOT bad but GREAT", ""]
+    assert text_and_sentences_mismatches(texts, elsewhere) == []
+    assert text_and_sentences_mismatches(texts, lambda text: [text.replace(",", "")]) == []
+
+
+@PROPERTY
+@given(st.lists(sentence(), max_size=6), st.sampled_from([" ", ". ", "! ", "\n", ", but "]))
+def test_rule_heavy_text_scores_with_its_sentences_identically(
+    pieces: list[str], joint: str
+) -> None:
+    assert text_and_sentences_mismatches([joint.join(pieces)]) == []

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 import numpy as np
 import Stemmer
@@ -113,8 +113,25 @@ def stems(text: str) -> tuple[str, ...]:
     """The Snowball stems of the words of ``text`` ("delivered", "delivering" → "deliv").
 
     Cached: a sentence is stemmed once for its touchpoints and once for first contact."""
-    words = [w.replace("’", "'").removesuffix("'s") for w in _TOKEN.findall(text.lower())]
-    return tuple(_stemmer().stemWords(words))
+    words = _TOKEN.findall(text.lower().replace("’", "'"))
+    found: list[str | None] = list(map(_STEM_OF.get, words))
+    if None in found:
+        if len(_STEM_OF) > _STEMS_KEPT:
+            _STEM_OF.clear()  # new words (numbers, names, typos) never stop coming
+        stemmer = _stemmer()
+        found = [
+            stem
+            if stem is not None
+            else _STEM_OF.setdefault(word, stemmer.stemWord(word.removesuffix("'s")))
+            for stem, word in zip(found, words, strict=True)
+        ]
+    return cast(tuple[str, ...], tuple(found))
+
+
+# Word → its stem, for the words seen lately: a dict lookup is half the cost of asking the
+# stemmer again, and most words of a mention have been seen before.
+_STEM_OF: dict[str, str] = {}
+_STEMS_KEPT = 200_000
 
 
 class Taxonomy:

@@ -1,11 +1,14 @@
 """Scoring and mapping throughput against raw VADER, on the same texts, in the same run.
 
 Baseline: vaderSentiment's ``polarity_scores`` on each whole text (one process) — the least a
-sentiment step can do. Ours: the pipeline's whole judgement step, ``score_and_map_many`` (language,
-VADER on the text and on each sentence, touchpoints per sentence, first-impression flag) on
-batches of 500 texts, in one process and across all cores with one scoring process per core, as
-the scoring pass runs. Memory is sampled as texts
-stream through, to show it stays flat.
+sentiment step can do. Ours: the pipeline's whole judgement step, ``score_and_map_many`` (VADER
+on the text and on each sentence, touchpoints per sentence, first-impression flag) on batches of
+500 texts, in one process and across all cores with one scoring process per core, as the scoring
+pass runs. Memory is sampled as texts stream through, to show it stays flat.
+
+Measured twice: as ``monitor score`` runs, where each mention's language was stored when it was
+collected (worked out here before the clocks start, as collecting would have), and with the
+language detected inside the judgement too, as for a mention stored without one.
 
     .venv/bin/python bench/scoring.py [--texts 100000]
 """
@@ -13,6 +16,7 @@ stream through, to show it stays flat.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import multiprocessing
 import os
@@ -32,6 +36,7 @@ sys.path.insert(0, str(ROOT))
 
 from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer  # noqa: E402
 
+from monitor.normalise import detect_language  # noqa: E402
 from monitor.scoring import (  # noqa: E402
     SCORE_BATCH,
     freeze_long_lived,
@@ -41,11 +46,13 @@ from monitor.scoring import (  # noqa: E402
 from monitor.touchpoints import Taxonomy, load_taxonomy  # noqa: E402
 
 _taxonomy: Taxonomy | None = None
+# Per chunk, the language collecting stored for each text; None: left to be detected.
+_languages: list[list[str]] | None = None
 
 
-def _start_scorer() -> None:
-    global _taxonomy
-    _taxonomy = load_taxonomy()
+def _start_scorer(languages: list[list[str]] | None) -> None:
+    global _taxonomy, _languages
+    _taxonomy, _languages = load_taxonomy(), languages
     score_and_map_many([row(WARM_UP)], _taxonomy)  # as the one-process measurement warms up
     freeze_long_lived()  # as the scoring pass does, for this scoring process's lifetime
 
@@ -55,7 +62,10 @@ def score_chunk(index: int) -> int:
     process reads its own batch from the database, and judges it; returns how many it judged
     (the judgements stay there)."""
     assert _taxonomy is not None
-    return len(score_and_map_many([row(text) for text in chunk(index)], _taxonomy))
+    texts = chunk(index)
+    stored = _languages[index] if _languages is not None else [None] * len(texts)
+    rows = [row(text, language) for text, language in zip(texts, stored, strict=True)]
+    return len(score_and_map_many(rows, _taxonomy))
 
 
 def _pid_once_warm(_: int) -> int:
@@ -96,6 +106,11 @@ def chunk(index: int, seed: int = 11) -> list[str]:
     return made
 
 
+def stored_languages(count: int) -> list[list[str]]:
+    """Per chunk, the language collecting stores for each of the first ``count`` texts."""
+    return [[detect_language(text) for text in chunk(index)] for index in range(count // BATCH)]
+
+
 def texts(count: int) -> Iterator[str]:
     """The benchmark's first ``count`` texts, made chunk by chunk as they are needed."""
     for index in range(-(-count // BATCH)):
@@ -114,15 +129,18 @@ def baseline(count: int) -> float:
     return count / (time.perf_counter() - started)
 
 
-def ours_one_process(count: int) -> tuple[float, list[tuple[int, float]]]:
+def ours_one_process(
+    count: int, languages: list[list[str]] | None
+) -> tuple[float, list[tuple[int, float]]]:
     taxonomy = load_taxonomy()
     score_and_map_many([row(WARM_UP)], taxonomy)
     samples = []
     batch: list[dict[str, object]] = []
+    stored = itertools.chain.from_iterable(languages or ())
     with long_lived_frozen():  # as the scoring pass does
         started = time.perf_counter()
         for n, text in enumerate(texts(count), start=1):
-            batch.append(row(text))
+            batch.append(row(text, next(stored, None)))
             if len(batch) == BATCH or n == count:
                 score_and_map_many(batch, taxonomy)
                 batch = []
@@ -136,18 +154,19 @@ def ours_one_process(count: int) -> tuple[float, list[tuple[int, float]]]:
 WARM_UP = "Le service était excellent et le personnel très aimable, nous reviendrons bientôt."
 
 
-def row(text: str) -> dict[str, object]:
-    """A mention as the scoring pass reads it; its language is left to be detected."""
-    return {"text": text, "language": None, "rating": None, "kind": "review"}
+def row(text: str, language: str | None = None) -> dict[str, object]:
+    """A mention as the scoring pass reads it (``language`` None: to be detected)."""
+    return {"text": text, "language": language, "rating": None, "kind": "review"}
 
 
-def ours_all_cores(count: int, processes: int) -> float:
+def ours_all_cores(count: int, processes: int, languages: list[list[str]] | None) -> float:
     """Each scoring process makes and judges whole chunks of the texts (``count`` a multiple of
     BATCH), as each process of the scoring pass reads and judges its own batches."""
     pool = ProcessPoolExecutor(
         max_workers=processes,
         mp_context=multiprocessing.get_context("spawn"),
         initializer=_start_scorer,
+        initargs=(languages,),
     )
     # Every process has loaded the weights (its initializer) before the clock starts.
     while len(set(pool.map(_pid_once_warm, range(processes)))) < processes:
@@ -170,20 +189,22 @@ def main() -> None:
     print(
         f"date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; python {platform.python_version()}; CPUs {cores}; load {os.getloadavg()[0]:.2f}"
     )
+    languages = stored_languages(count)
     raw = baseline(count)
     print(f"raw VADER (vaderSentiment, whole text, 1 process): {raw:8.0f} texts/s")
-    single, samples = ours_one_process(count)
-    print(
-        f"ours, 1 process (language + VADER on text and sentences + touchpoints): {single:8.0f} texts/s = {single / raw:.2f}× raw VADER"
-    )
-    print(
-        "  max RSS as texts stream through: "
-        + ", ".join(f"{n:,} texts {mb:.0f} MB" for n, mb in samples)
-    )
-    parallel = ours_all_cores(count, cores)
-    print(
-        f"ours, {cores} processes (one scoring process per core): {parallel:8.0f} texts/s = {parallel / raw:.2f}× raw VADER"
-    )
+    for stored, how in ((languages, "language stored"), (None, "language detected too")):
+        single, samples = ours_one_process(count, stored)
+        print(
+            f"ours, 1 process, {how} (VADER on text and sentences + touchpoints): {single:8.0f} texts/s = {single / raw:.2f}× raw VADER"
+        )
+        print(
+            "  max RSS as texts stream through: "
+            + ", ".join(f"{n:,} texts {mb:.0f} MB" for n, mb in samples)
+        )
+        parallel = ours_all_cores(count, cores, stored)
+        print(
+            f"ours, {cores} processes, {how} (one scoring process per core): {parallel:8.0f} texts/s = {parallel / raw:.2f}× raw VADER"
+        )
 
 
 if __name__ == "__main__":

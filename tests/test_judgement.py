@@ -5,7 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import Stemmer
 
+from monitor import touchpoints
 from monitor.config import ConfigError, parse_config
 from monitor.scoring import score_and_map
 from monitor.sentiment import UNSUPPORTED, score_text, split_sentences
@@ -71,6 +73,19 @@ def test_inflections_and_phrases_match() -> None:
     assert judge("They delivered it a week late.")["primary"] == "delivery_installation"
     assert judge("I booked online in two minutes.")["primary"] == "website"
     assert judge("Nobody answered the phone for three days.")["primary"] == "phone_enquiry"
+
+
+def test_stems_are_the_snowball_stems_however_often_words_recur(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    stemmer = Stemmer.Stemmer("english")
+    monkeypatch.setattr(touchpoints, "_STEMS_KEPT", 50)  # so that it forgets many times
+    texts = [f"Delivered {n} parcels, the driver’s van and Sam's deliveries" for n in range(300)]
+    for text in texts + texts:
+        words = ["delivered", *text.split()[1:2], "parcels", "the", "driver", "van", "and"]
+        expected = (*stemmer.stemWords(words), "sam", "deliveri")
+        assert touchpoints.stems.__wrapped__(text) == expected
+        assert len(touchpoints._STEM_OF) <= 51
 
 
 def test_too_little_evidence_is_unclassified_not_a_guess() -> None:

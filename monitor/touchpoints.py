@@ -407,9 +407,9 @@ class Taxonomy:
             _learned_feelings(
                 model,
                 [
-                    [(sentiment.sentences[i], rows[i]) for i in behind]
+                    [(sentiment.sentences[i], rows[i]) for i in _felt(plan, rank, len(rows))]
                     for sentiment, rows, plan in zip(sentiments, feeling_rows, plans, strict=True)
-                    for _, _, behind, _ in plan
+                    for rank in range(len(plan))
                 ],
             )
         )
@@ -517,6 +517,18 @@ def _employee_evidence(kind: str) -> list[dict[str, Any]]:
 
 def _no_evidence() -> list[dict[str, Any]]:
     return [{"sentence": None, "text": None, "terms": []}]
+
+
+def _felt(plan: Sequence[_Plan], rank: int, count: int) -> list[int]:
+    """The sentences (of ``count``) whose feeling the assignment of ``rank`` in ``plan`` takes:
+    those behind it; for the primary, also those behind no touchpoint of the mention. A remark
+    that names nothing ("Never again.") is read as about what the mention is mainly about, as
+    the weights were fitted: every sentence of a mention counted for one of its touchpoints."""
+    behind = plan[rank][2]
+    if rank != 0:
+        return behind
+    named = {i for _, _, sentences, _ in plan for i in sentences}
+    return sorted({*behind, *(i for i in range(count) if i not in named)})
 
 
 def _learned_feelings(

@@ -88,6 +88,36 @@ def test_stems_are_the_snowball_stems_however_often_words_recur(
         assert len(touchpoints._STEM_OF) <= 51
 
 
+@pytest.mark.parametrize(
+    ("text", "touchpoint", "label"),
+    [
+        (
+            "The parcel arrived on Thursday afternoon. Absolutely delighted!",
+            "delivery_installation",
+            "positive",
+        ),
+        (
+            "Went in to return the jacket with my receipt. Utterly useless, avoid.",
+            "returns_warranty",
+            "negative",
+        ),
+        (
+            "Our engineer fitted the boiler on Monday. Brilliant job, thank you!",
+            "delivery_installation",
+            "positive",
+        ),
+    ],
+)
+def test_a_remark_that_names_nothing_gives_the_main_touchpoint_its_feeling(
+    text: str, touchpoint: str, label: str
+) -> None:
+    # The first sentence says what happened and feels nothing; the second says how it felt and
+    # names no touchpoint, so it is read as about the one the mention is about.
+    judged = judge(text)
+    assert judged["primary"] == touchpoint
+    assert judged["touchpoints"][touchpoint] == label
+
+
 def test_too_little_evidence_is_unclassified_not_a_guess() -> None:
     judged = judge("Meh. It was fine I guess.")
     assert judged["primary"] == UNCLASSIFIED

@@ -232,7 +232,7 @@ def review_body(rating: int, rng: random.Random) -> str:
             break
         roll = rng.random()
         if roll < 0.2:
-            pool = NEUTRAL
+            pool: tuple[str, ...] = NEUTRAL
         elif roll < 0.2 + 0.8 * share_positive:
             pool = POSITIVE
         else:
@@ -664,7 +664,7 @@ def measure_ours(urls: list[str], database: str) -> dict[str, Any]:
         timer.attach(crawler)
         return crawler
 
-    CrawlerProcess.create_crawler = create_timed_crawler  # type: ignore[method-assign]
+    CrawlerProcess.create_crawler = create_timed_crawler  # type: ignore[method-assign,assignment]
     started = time.perf_counter()
     outcomes = crawl_sources(config, store, taxonomy, run_id)
     total = time.perf_counter() - started

@@ -165,25 +165,35 @@ class LearnedModel:
         ]
         # feature → (row of the touchpoint weights, row of the sentiment weights), either one
         # the zero row where that model has no weight for it: one lookup serves both. Words are
-        # looked up by themselves, word pairs by the tuple of their two words (no joining).
+        # looked up by themselves, word pairs by their first word and then their second (no
+        # joining, no tuples).
         self._word_rows: dict[str, tuple[int, int]] = {}
-        self._pair_rows: dict[tuple[str, ...], tuple[int, int]] = {}
+        self._pair_rows: dict[str, dict[str, tuple[int, int]]] = {}
         for f in {*self.touchpoints.vocabulary, *self.sentiment.vocabulary}:
             rows = (
                 self.touchpoints.vocabulary.get(f, zero_t),
                 self.sentiment.vocabulary.get(f, zero_s),
             )
             if " " in f:
-                self._pair_rows[tuple(f.split(" "))] = rows
+                first, second = f.split(" ")
+                self._pair_rows.setdefault(first, {})[second] = rows
             else:
                 self._word_rows[f] = rows
 
     def sentence_rows(self, words: Sequence[str]) -> tuple[list[int], list[int]]:
         """Rows of the touchpoint weights and of the sentiment weights for one sentence's stems
         (those of its ``features``)."""
-        found = [r for r in map(self._word_rows.get, set(words)) if r is not None]
-        pairs = set(itertools.pairwise(words))
-        found += [r for r in map(self._pair_rows.get, pairs) if r is not None]
+        # In the order the words and pairs first occur, each once: the sums then add the same
+        # rows in the same order in every process, whatever its hash seed.
+        found = [r for r in map(self._word_rows.get, dict.fromkeys(words)) if r is not None]
+        pair_rows = self._pair_rows
+        pairs = [
+            rows
+            for first, second in itertools.pairwise(words)
+            if (following := pair_rows.get(first)) is not None
+            and (rows := following.get(second)) is not None
+        ]
+        found += dict.fromkeys(pairs)
         return [t for t, _ in found], [s for _, s in found]
 
     def feelings(

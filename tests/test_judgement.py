@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -14,6 +18,12 @@ from monitor.sentiment import UNSUPPORTED, score_text, split_sentences
 from monitor.touchpoints import UNCLASSIFIED, load_taxonomy
 
 TAXONOMY = load_taxonomy()
+ROOT = Path(__file__).resolve().parent.parent
+EVAL_TEXTS = [
+    json.loads(line)["text"]
+    for line in (ROOT / "tests" / "data" / "touchpoints_eval.jsonl").read_text("utf-8").splitlines()
+    if line.strip()
+]
 
 
 def judge(text: str, rating: float | None = None, kind: str = "review") -> dict:  # type: ignore[type-arg]
@@ -205,3 +215,40 @@ def test_a_business_can_add_rename_and_remove_touchpoints(tmp_path: Path) -> Non
     )
     with pytest.raises(ConfigError, match="unknown touchpoint 'no_such_touchpoint'"):
         load_taxonomy(broken)
+
+
+# A staff-or-product-knowledge tie that the hash seed used to break: sentence scores were summed
+# in the order of a set of words, which follows the seed, so two scoring processes could name
+# different secondary touchpoints for the same mention.
+SEED_SENSITIVE = (
+    "The staff are knowledgeable and genuinely kind; they helped me compare three cameras for "
+    "nearly an hour. I just can't justify paying £150 more than the same model costs elsewhere, "
+    "so I left without buying."
+)
+_JUDGE_ALL = """
+import json, sys
+from monitor.scoring import score_and_map_many
+from monitor.touchpoints import load_taxonomy
+texts = json.load(sys.stdin)
+rows = [{"text": t, "language": None, "rating": None, "kind": "review"} for t in texts]
+print(json.dumps([[p.score["label"], p.assignments] for p in score_and_map_many(rows, load_taxonomy())]))
+"""
+
+
+def test_judgements_do_not_depend_on_the_processes_hash_seed() -> None:
+    texts = [SEED_SENSITIVE, *EVAL_TEXTS[:300]]
+    outputs = [
+        subprocess.run(
+            [sys.executable, "-c", _JUDGE_ALL],
+            input=json.dumps(texts),
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=ROOT,
+            env={**os.environ, "PYTHONHASHSEED": seed},
+        ).stdout
+        for seed in ("0", "123", "7")
+    ]
+    assert len(json.loads(outputs[0])) == len(texts)
+    assert outputs[1] == outputs[0]
+    assert outputs[2] == outputs[0]

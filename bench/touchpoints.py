@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from monitor.sentiment import score_text  # noqa: E402
-from monitor.touchpoints import UNCLASSIFIED, load_taxonomy  # noqa: E402
+from monitor.touchpoints import UNCLASSIFIED, Taxonomy, load_taxonomy  # noqa: E402
 
 EVAL = ROOT / "tests" / "data" / "touchpoints_eval.jsonl"
 KIND = {"review": "review", "post": "post", "employee": "employee_review"}
@@ -43,8 +43,11 @@ def load(split: str) -> list[dict[str, Any]]:
     return [i for i in items if split == "all" or i["split"] == split]
 
 
-def judge(items: list[dict[str, Any]], phrases_only: bool = False) -> list[Judged]:
-    taxonomy = load_taxonomy(phrases_only=phrases_only)
+def judge(
+    items: list[dict[str, Any]], phrases_only: bool = False, taxonomy: Taxonomy | None = None
+) -> list[Judged]:
+    """The mapper's judgement of each labelled mention (with ``taxonomy``, or the default one)."""
+    taxonomy = taxonomy or load_taxonomy(phrases_only=phrases_only)
     judged = []
     for item in items:
         sentiment = score_text(item["text"], "en")
@@ -65,33 +68,44 @@ def f1(precision: float, recall: float) -> float:
     return 2 * precision * recall / (precision + recall) if precision + recall else 0.0
 
 
+def macro_f1(judged: list[Judged]) -> float:
+    """The primary touchpoint's F1, averaged over the touchpoints of the gold labels."""
+    gold = Counter(j.item["primary"] for j in judged)
+    predicted = Counter(j.primary for j in judged)
+    hits = Counter(j.primary for j in judged if j.primary == j.item["primary"])
+    f1s = [f1(hits[t] / predicted[t] if predicted[t] else 0.0, hits[t] / gold[t]) for t in gold]
+    return sum(f1s) / len(f1s)
+
+
+def sentiment_pairs(judged: list[Judged]) -> list[tuple[str, str]]:
+    """(gold label, judged label) of the sentiment toward each labelled touchpoint that the
+    mapper also found."""
+    return [
+        (label, j.touchpoints[tp])
+        for j in judged
+        for tp, label in j.item["touchpoints"].items()
+        if tp in j.touchpoints and tp != UNCLASSIFIED
+    ]
+
+
 def report(judged: list[Judged], errors: int) -> None:
     gold = Counter(j.item["primary"] for j in judged)
     predicted = Counter(j.primary for j in judged)
     hits = Counter(j.primary for j in judged if j.primary == j.item["primary"])
     labels = sorted(set(gold) | set(predicted))
     print(f"{'touchpoint':24} {'gold':>5} {'pred':>5} {'prec':>6} {'recall':>6} {'f1':>6}")
-    f1s = []
     for label in labels:
         p = hits[label] / predicted[label] if predicted[label] else 0.0
         r = hits[label] / gold[label] if gold[label] else 0.0
-        if gold[label]:
-            f1s.append(f1(p, r))
         print(
             f"{label:24} {gold[label]:5d} {predicted[label]:5d} {p:6.2f} {r:6.2f} {f1(p, r):6.2f}"
         )
     micro = sum(hits.values()) / len(judged)
-    macro = sum(f1s) / len(f1s)
+    macro = macro_f1(judged)
     print(
-        f"\nprimary touchpoint: micro F1 {micro:.3f} (= accuracy), macro F1 {macro:.3f} over {len(f1s)} touchpoints, {len(judged)} mentions"
+        f"\nprimary touchpoint: micro F1 {micro:.3f} (= accuracy), macro F1 {macro:.3f} over {len(gold)} touchpoints, {len(judged)} mentions"
     )
-    # Sentiment toward a touchpoint, wherever the mapper found a touchpoint the label names.
-    pairs = [
-        (label, j.touchpoints[tp])
-        for j in judged
-        for tp, label in j.item["touchpoints"].items()
-        if tp in j.touchpoints and tp != UNCLASSIFIED
-    ]
+    pairs = sentiment_pairs(judged)
     correct = sum(1 for gold_label, got in pairs if gold_label == got)
     print(
         f"per-touchpoint sentiment: accuracy {correct / len(pairs):.3f} over {len(pairs)} matched (touchpoint, label) pairs"

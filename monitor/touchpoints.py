@@ -7,6 +7,7 @@ delivery was late" gives product quality (+) and delivery (−), each with its e
 
 from __future__ import annotations
 
+import copy
 import itertools
 import math
 import re
@@ -147,7 +148,6 @@ class Taxonomy:
     ) -> None:
         self.stages = tuple(stages)
         self.threshold = threshold
-        self.model = model
         self.phrase_weight = phrase_weight
         # first stem → the stemmed phrases starting with it
         self._first_contact: dict[str, list[tuple[str, ...]]] = {}
@@ -173,6 +173,16 @@ class Taxonomy:
         self._candidates = [t for t in self.touchpoints if t != EMPLOYEE_TOUCHPOINT]
         self._candidates.append(UNCLASSIFIED)
         self._position = {t: i for i, t in enumerate(self._candidates)}
+        self._use(model)
+
+    def with_model(self, model: LearnedModel | None) -> Taxonomy:
+        """This taxonomy with other learned weights (or none)."""
+        other = copy.copy(self)
+        other._use(model)
+        return other
+
+    def _use(self, model: LearnedModel | None) -> None:
+        self.model = model
         if model is not None:
             known = model.touchpoints.index
             baseline = known.get(UNCLASSIFIED, 0)

@@ -190,3 +190,16 @@ def test_the_shipped_weights_know_every_default_touchpoint() -> None:
     taxonomy = load_taxonomy()
     assert taxonomy.model is not None
     assert set(taxonomy.touchpoints) | {UNCLASSIFIED} == set(taxonomy.model.touchpoints.classes)
+
+
+def test_other_weights_can_be_swapped_in_without_touching_the_taxonomy(
+    model: LearnedModel,
+) -> None:
+    """How bench/crossval.py scores weights fitted on part of the training mentions."""
+    learned = taxonomy_with(model)
+    plain = learned.with_model(None)
+    text = "The zorblax came on Tuesday."
+    assert plain.model is None and learned.model is model
+    assert judge(text, plain) == judge(text, taxonomy_with(None))
+    assert judge(text, learned) != judge(text, plain)
+    assert judge(text, plain.with_model(model)) == judge(text, learned)

@@ -39,6 +39,10 @@ OPENING_WEIGHT = 1.5
 # "unclassified") to be named for the mention, and a sentence needs this much to be counted
 # behind a secondary touchpoint.
 MIN_PROBABILITY = 0.1
+# ... and must be this much more probable than "unclassified": a near tie with "about nothing"
+# ("Meh. It was fine I guess.": product quality 0.36, unclassified 0.35) is a guess. On
+# cross-validation over the training mentions 0.05 costs 0.0005 of macro F1 (bench/RESULTS.md).
+MIN_MARGIN = 0.05
 MIN_SENTENCE_PROBABILITY = 0.4
 _TOKEN = re.compile(r"[a-z0-9]+(?:['’][a-z]+)?")
 
@@ -188,6 +192,7 @@ class Taxonomy:
             baseline = known.get(UNCLASSIFIED, 0)
             self._columns = np.array([known.get(t, baseline) for t in self._candidates])
             self._unknown = np.array([t not in known for t in self._candidates])
+            self._learned = np.array([t in known and t != UNCLASSIFIED for t in self._candidates])
             self._floor_missing = UNCLASSIFIED not in known
 
     def _add(
@@ -331,7 +336,8 @@ class Taxonomy:
         "unclassified" when that is "unclassified" or below MIN_PROBABILITY); each sentence's
         own words pick the touchpoint it is behind, which makes the secondary ones. A
         touchpoint the weights do not know (a business's own) scores as "unclassified" plus
-        its phrases, so its phrases alone decide whether it is named.
+        its phrases, so its phrases alone decide whether it is named; where they match, it
+        starts level with the strongest touchpoint the weights know.
 
         Done for a batch of mentions in three array steps: the touchpoint scores of every
         mention and sentence, the evidence words, and the feelings.
@@ -367,6 +373,15 @@ class Taxonomy:
             table = learned.sums(groups)[:, self._columns]
             if self._floor_missing:  # no "unclassified" class to stand in for unknown ones
                 table[:, self._unknown] = 0.0
+            # Where a phrase of a touchpoint the weights do not know matches, that touchpoint
+            # starts level with the strongest one they do know, so its phrases decide: "the
+            # tasting menu was superb" is the business's own "tasting menu", not the product
+            # quality the learned words would say.
+            strongest = (
+                table[:, self._learned].max(axis=1)
+                if self._unknown.any() and self._learned.any()
+                else None
+            )
             # Plus the phrases, the opening sentence's counting OPENING_WEIGHT times for the
             # mention; where a phrase matched, "unclassified" is not an answer.
             for mention in decided:
@@ -378,6 +393,9 @@ class Taxonomy:
                     for touchpoint, (score, _terms) in found.items():
                         column = position.get(touchpoint)
                         if column is not None:
+                            if strongest is not None and self._unknown[column]:
+                                for row in (start, start + 1 + i):
+                                    table[row, column] = max(table[row, column], strongest[row])
                             table[start + 1 + i, column] += self.phrase_weight * score
                             table[start, column] += self.phrase_weight * score * weight
                             phrase_matched = True
@@ -457,7 +475,12 @@ class Taxonomy:
         top = max(range(len(whole)), key=whole.__getitem__)
         primary = candidates[top]
         count = len(mention.matched)
-        if primary == UNCLASSIFIED or whole[top] < MIN_PROBABILITY:
+        floor = whole[position[UNCLASSIFIED]] if UNCLASSIFIED in position else 0.0
+        if (
+            primary == UNCLASSIFIED
+            or whole[top] < MIN_PROBABILITY
+            or whole[top] - floor < MIN_MARGIN
+        ):
             return [(UNCLASSIFIED, 0.0, list(range(count)), _no_evidence())]
         if primary not in behind:  # no sentence alone says it, all of them together do
             behind[primary] = [

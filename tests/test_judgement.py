@@ -206,6 +206,8 @@ def test_a_business_can_add_rename_and_remove_touchpoints(tmp_path: Path) -> Non
     assert "advertising" not in taxonomy.touchpoints
     sentiment = score_text("The tasting menu was superb.")
     assert taxonomy.assign(sentiment)[0].touchpoint == "tasting_menu"
+    # Where its phrases are absent, the learned touchpoints stand as before.
+    assert taxonomy.assign(score_text("The steak was superb."))[0].touchpoint == "product_quality"
     broken = parse_config(
         {
             "businesses": [{"name": "Example Bakery"}],

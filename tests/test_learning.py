@@ -8,6 +8,7 @@ from the learned weights.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -184,6 +185,49 @@ def test_the_shipped_weights_were_fitted_on_the_training_file_alone() -> None:
         e.text.casefold().strip() for e in read_labelled([DATA / "touchpoints_eval.jsonl"])
     }
     assert not [e.text for e in training if e.text.casefold().strip() in evaluation]
+
+
+def _words(text: str) -> list[str]:
+    return re.sub(r"[^\w']+", " ", text.casefold()).split()
+
+
+def nearly_repeated(texts: list[str], others: list[str], share: float = 0.75) -> list[str]:
+    """The ``texts`` that share a run of four words with one of ``others`` and at least
+    ``share`` of their distinct words (Jaccard) with it: a copy with a word or two changed."""
+    runs: dict[str, list[set[str]]] = {}
+    for other in others:
+        words = _words(other)
+        for i in range(max(1, len(words) - 3)):
+            runs.setdefault(" ".join(words[i : i + 4]), []).append(set(words))
+    found = []
+    for text in texts:
+        words = _words(text)
+        distinct = set(words)
+        candidates = (
+            other
+            for i in range(max(1, len(words) - 3))
+            for other in runs.get(" ".join(words[i : i + 4]), ())
+        )
+        if any(len(distinct & o) / len(distinct | o) >= share for o in candidates):
+            found.append(text)
+    return found
+
+
+def test_nearly_repeated_catches_a_copy_with_a_word_changed() -> None:
+    evaluation = ["Came here because my friend's husband works in the kitchen."]
+    assert nearly_repeated(
+        [
+            "Came here because my colleague's husband works in the kitchen.",
+            "The husband works in the kitchen and the wife runs the bar, lovely couple.",
+        ],
+        evaluation,
+    ) == ["Came here because my colleague's husband works in the kitchen."]
+
+
+def test_no_training_mention_nearly_repeats_an_evaluation_mention() -> None:
+    training = [e.text for e in read_labelled([DATA / "touchpoints_train.jsonl"])]
+    evaluation = [e.text for e in read_labelled([DATA / "touchpoints_eval.jsonl"])]
+    assert nearly_repeated(training, evaluation) == []
 
 
 def test_the_shipped_weights_know_every_default_touchpoint() -> None:

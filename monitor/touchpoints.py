@@ -333,7 +333,8 @@ class Taxonomy:
         """The learned weights plus ``phrase_weight`` × the phrase score, per touchpoint.
 
         The mention's words pick the primary touchpoint (the most probable of all, and
-        "unclassified" when that is "unclassified" or below MIN_PROBABILITY); each sentence's
+        "unclassified" when that is "unclassified", below MIN_PROBABILITY, or not MIN_MARGIN
+        more probable than "unclassified"); each sentence's
         own words pick the touchpoint it is behind, which makes the secondary ones. A
         touchpoint the weights do not know (a business's own) scores as "unclassified" plus
         its phrases, so its phrases alone decide whether it is named; where they match, it

@@ -334,8 +334,8 @@ class Taxonomy:
 
         The mention's words pick the primary touchpoint (the most probable of all, and
         "unclassified" when that is "unclassified", below MIN_PROBABILITY, or not MIN_MARGIN
-        more probable than "unclassified"); each sentence's
-        own words pick the touchpoint it is behind, which makes the secondary ones. A
+        more probable than "unclassified"); each sentence's own words pick the touchpoint it
+        is behind, which makes the secondary ones. A
         touchpoint the weights do not know (a business's own) scores as "unclassified" plus
         its phrases, so its phrases alone decide whether it is named; where they match, it
         starts level with the strongest touchpoint the weights know.

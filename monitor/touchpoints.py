@@ -476,7 +476,7 @@ class Taxonomy:
         top = max(range(len(whole)), key=whole.__getitem__)
         primary = candidates[top]
         count = len(mention.matched)
-        floor = whole[position[UNCLASSIFIED]] if UNCLASSIFIED in position else 0.0
+        floor = whole[position[UNCLASSIFIED]]  # every taxonomy's last candidate
         if (
             primary == UNCLASSIFIED
             or whole[top] < MIN_PROBABILITY

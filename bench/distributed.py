@@ -139,6 +139,7 @@ def measure(
     database: str,
     expected: int,
     site_cpu: Callable[[], float],
+    logs: Path | None = None,
 ) -> Measurement:
     """Run ``command``s side by side until every mention is stored and scored."""
     # One connection, kept open: a new one every poll would cost PostgreSQL a process each time.
@@ -155,10 +156,21 @@ def measure(
 
     cpu_before = cpu()
     started = time.monotonic()
-    processes = [
-        subprocess.Popen(c, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        for c in command
-    ]
+    with contextlib.ExitStack() as files:
+        processes = [
+            subprocess.Popen(
+                c,
+                env=env,
+                cwd=ROOT,
+                stdout=subprocess.DEVNULL,
+                stderr=(
+                    files.enter_context((logs / f"{n}.log").open("w"))
+                    if logs is not None
+                    else subprocess.DEVNULL
+                ),
+            )
+            for n, c in enumerate(command, 1)
+        ]
     all_stored = None
     try:
         while True:
@@ -208,6 +220,11 @@ def main() -> int:
         "http.server: monitor.demo.serve_directory inside this script",
     )
     parser.add_argument(
+        "--logs",
+        type=Path,
+        help="keep each process's errors (stderr) in this folder, one subfolder a measurement",
+    )
+    parser.add_argument(
         "--postgres",
         default=os.environ.get(
             "MONITOR_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -239,12 +256,20 @@ def main() -> int:
                     "MONITOR_REDIS_PREFIX": prefix,
                 }
                 monitor = [sys.executable, "-m", "monitor"]
+
+                def logs(name: str) -> Path | None:
+                    if args.logs is None:
+                        return None
+                    folder = args.logs / name
+                    folder.mkdir(parents=True, exist_ok=True)
+                    return folder
+
                 reset_schema(database)
                 crawl = [*monitor, "crawl", "--config", str(config), "-q"]
                 results.append(
                     (
                         "`monitor crawl` (one process)",
-                        measure([crawl], env, database, expected, site_cpu),
+                        measure([crawl], env, database, expected, site_cpu, logs("crawl")),
                     )
                 )
                 for round_number, workers in (
@@ -263,7 +288,17 @@ def main() -> int:
                     if args.rounds > 1:
                         label += f" (round {round_number})"
                     results.append(
-                        (label, measure([worker] * workers, env, database, expected, site_cpu))
+                        (
+                            label,
+                            measure(
+                                [worker] * workers,
+                                env,
+                                database,
+                                expected,
+                                site_cpu,
+                                logs(f"workers-{workers}-round-{round_number}"),
+                            ),
+                        )
                     )
         ceilings.append(machine_ceiling())
     finally:

@@ -6,7 +6,9 @@ filter, so a request is queued once for all workers and fetched by whichever is 
 worker writes through the same pipeline into the shared store, whose unique key keeps a mention
 stored once whoever found it.
 
-scrapy-redis forgets a request once a worker has popped it, so a killed worker would take its
+scrapy-redis marks a request seen and then queues it, in two round trips to Redis, and takes
+start URLs off their list before it queues them: a worker killed in between would lose them (and
+the pages behind them). Here one script does each in one step. scrapy-redis also forgets a request once a worker has popped it, so a killed worker would take its
 requests in flight (and every page behind them in a rel=next chain) with it. Here a popped
 request is *leased* instead: kept in the worker's in-flight hash until its page's mentions are
 committed and its next-page request is queued. A worker whose heartbeat lapses has its leases
@@ -27,6 +29,7 @@ import scrapy
 from scrapy import signals
 from scrapy.crawler import Crawler, CrawlerProcess
 from scrapy_redis.queue import PriorityQueue
+from scrapy_redis.scheduler import Scheduler
 from scrapy_redis.spiders import RedisMixin
 from twisted.internet import task
 
@@ -99,7 +102,39 @@ def enqueue(config: Config, fresh: bool = False) -> dict[str, int]:
 
 # A worker is presumed dead once its heartbeat is this old; it beats every third of that.
 HEARTBEAT_SECONDS = 10
+# Start URLs moved from their list to the request queue per round trip.
+START_URL_BATCH = 200
 WORKER_ID = f"{os.uname().nodename}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+
+# Queue a request unless the shared duplicate filter has seen it (no fingerprint: a request
+# that is never filtered), in one step.
+_QUEUE_IF_NEW = """
+if ARGV[1] ~= '' and redis.call('sadd', KEYS[1], ARGV[1]) == 0 then return 0 end
+redis.call('zadd', KEYS[2], ARGV[2], ARGV[3])
+return 1
+"""
+
+# Move a batch of start URLs from their list to the request queue in one step, provided the list
+# still starts with them (else another worker took them first: nothing happens, -1, and the list
+# is read again). ARGV: the batch's size n, its n entries as read, then per request made from
+# them a fingerprint as above, a score and the encoded request. Returns how many were queued.
+_MOVE_START_URLS = """
+local n = tonumber(ARGV[1])
+local head = redis.call('lrange', KEYS[1], 0, n - 1)
+if #head ~= n then return -1 end
+for i = 1, n do
+  if head[i] ~= ARGV[1 + i] then return -1 end
+end
+redis.call('ltrim', KEYS[1], n, -1)
+local queued = 0
+for i = n + 2, #ARGV, 3 do
+  if ARGV[i] == '' or redis.call('sadd', KEYS[2], ARGV[i]) == 1 then
+    redis.call('zadd', KEYS[3], ARGV[i + 1], ARGV[i + 2])
+    queued = queued + 1
+  end
+end
+return queued
+"""
 
 # Pop the first request and lease it to this worker, in one step: a kill between the two
 # would otherwise lose it.
@@ -125,13 +160,85 @@ return #leased
 class LeasedPriorityQueue(PriorityQueue):
     """scrapy-redis's priority queue, except that a popped request stays leased (see above)."""
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Sent once, then called by their hash.
+        self._pop_and_lease = self.server.register_script(_POP_AND_LEASE)
+        self._queue_if_new = self.server.register_script(_QUEUE_IF_NEW)
+        self._move_start_urls = self.server.register_script(_MOVE_START_URLS)
+
+    def _entry(self, request: scrapy.Request, fingerprint: str) -> list[Any]:
+        return [fingerprint, -request.priority, self._encode_request(request)]
+
+    def push_if_new(self, request: scrapy.Request, fingerprint: str, seen_key: str) -> bool:
+        """Queue ``request`` unless ``fingerprint`` is in the set ``seen_key``, which it joins."""
+        args = self._entry(request, fingerprint)
+        return bool(self._queue_if_new(keys=[seen_key, self.key], args=args))
+
+    def move_start_urls(
+        self,
+        list_key: str,
+        entries: list[bytes],
+        requests: list[tuple[scrapy.Request, str]],
+        seen_key: str,
+    ) -> int:
+        """Take ``entries`` off the head of ``list_key`` and queue their (request, fingerprint)
+        pairs that are new, in one step; -1 if the list no longer starts with ``entries``."""
+        args: list[Any] = [len(entries), *entries]
+        for request, fingerprint in requests:
+            args += self._entry(request, fingerprint)
+        return int(self._move_start_urls(keys=[list_key, seen_key, self.key], args=args))
+
     def pop(self, timeout: int = 0) -> scrapy.Request | None:
-        found = self.server.eval(_POP_AND_LEASE, 2, self.key, self.spider.lease_key)
+        found = self._pop_and_lease(keys=[self.key, self.spider.lease_key])
         if not found:
             return None
         lease, data = found
         request: scrapy.Request = self._decode_request(data)
         request.meta["monitor_lease"] = lease.decode() if isinstance(lease, bytes) else lease
+        return request
+
+
+class SharedScheduler(Scheduler):
+    """scrapy-redis's scheduler, except that a request is checked against the shared duplicate
+    filter and queued in one step (``LeasedPriorityQueue.push_if_new``)."""
+
+    queue: LeasedPriorityQueue
+
+    def _fingerprint(self, request: scrapy.Request) -> str:
+        return "" if request.dont_filter else str(self.df.request_fingerprint(request))
+
+    def enqueue_request(self, request: scrapy.Request) -> bool:
+        if not self.queue.push_if_new(request, self._fingerprint(request), self.df.key):
+            self.df.log(request, self.spider)
+            return False
+        if self.stats:
+            self.stats.inc_value("scheduler/enqueued/redis")
+        return True
+
+    def move_start_urls(self, list_key: str, batch_size: int, spider: Any) -> bool:
+        """Move one batch of start URLs from ``list_key`` to the request queue; False once the
+        list is empty. An entry no request can be made from is logged and dropped."""
+        entries: list[bytes] = self.server.lrange(list_key, 0, batch_size - 1)
+        if not entries:
+            return False
+        requests = []
+        for entry in entries:
+            try:
+                request = spider.make_request_from_data(entry)
+            except (ValueError, KeyError, TypeError) as exc:  # not text, not JSON, no URL
+                log.error("start URL entry %r dropped: %s", entry[:200], exc)
+                continue
+            requests.append((request, self._fingerprint(request)))
+        queued = self.queue.move_start_urls(list_key, entries, requests, self.df.key)
+        if queued > 0 and self.stats:
+            self.stats.inc_value("scheduler/enqueued/redis", queued)
+        return True
+
+    def next_request(self) -> scrapy.Request | None:
+        request = self.queue.pop()
+        if request is not None and self.stats:
+            self.stats.inc_value("scheduler/dequeued/redis")
         return request
 
 
@@ -143,14 +250,25 @@ class ReleaseLeases:
     worker killed after the release has lost nothing, and pages are not committed one by one.
     """
 
-    def process_spider_output(self, response: Any, result: Any, spider: Any) -> Any:
-        yield from result
+    def __init__(self, crawler: Crawler) -> None:
+        self.crawler = crawler
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> ReleaseLeases:
+        return cls(crawler)
+
+    def _release(self, response: Any) -> None:
+        spider: Any = self.crawler.spider
         spider.release(response.request)
 
-    async def process_spider_output_async(self, response: Any, result: Any, spider: Any) -> Any:
+    def process_spider_output(self, response: Any, result: Any) -> Any:
+        yield from result
+        self._release(response)
+
+    async def process_spider_output_async(self, response: Any, result: Any) -> Any:
         async for item in result:
             yield item
-        spider.release(response.request)
+        self._release(response)
 
 
 class RedisFedSpider(RedisMixin):
@@ -252,14 +370,26 @@ class RedisFedSpider(RedisMixin):
             self.spider_idle_start_time = int(time.time())
         super().spider_idle()
 
+    def schedule_next_requests(self) -> None:
+        # Start URLs pushed while the crawl runs, moved as at the start; the engine's heartbeat
+        # (every few seconds) then pops them.
+        self._move_start_urls()
+
+    def _move_start_urls(self) -> None:
+        scheduler: Any = self.crawler.engine.scheduler
+        while scheduler.move_start_urls(self.redis_key, START_URL_BATCH, self):
+            pass
+
     async def start(self) -> AsyncIterator[Any]:
-        # Move every waiting start URL to the shared request queue now, a batch at a time.
-        # scrapy-redis would take one batch (16) whenever this worker runs out of work, so the
-        # crawl would drain to nothing, and commit, before every batch. Once in the queue, a
-        # request is fetched by whichever worker is free, whoever moved it.
-        while batch := list(self.next_requests()):
-            for request in batch:
-                yield request
+        # Move every waiting start URL to the shared request queue now, a batch at a time, and
+        # give the engine nothing: it pops from the queue. scrapy-redis would take one batch
+        # (16) whenever this worker runs out of work, so the crawl would drain to nothing, and
+        # commit, before every batch; and start requests given to the engine one by one are
+        # each queued, then popped, then looked for again before the next is read. Once in the
+        # queue, a request is fetched by whichever worker is free, whoever moved it.
+        self._move_start_urls()
+        return
+        yield
 
     def make_request_from_data(self, data: bytes) -> scrapy.Request:
         text = data.decode(self.redis_encoding or "utf-8")
@@ -285,7 +415,7 @@ def worker_settings(config: Config, idle_seconds: int) -> Any:
     settings = scrapy_settings(config)
     settings.setdict(
         {
-            "SCHEDULER": "scrapy_redis.scheduler.Scheduler",
+            "SCHEDULER": "monitor.distributed.SharedScheduler",
             "DUPEFILTER_CLASS": "scrapy_redis.dupefilter.RFPDupeFilter",
             # Keys are per source (see queue_name); the spider name already carries the prefix.
             "SCHEDULER_QUEUE_KEY": "%(spider)s:requests",

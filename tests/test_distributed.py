@@ -18,9 +18,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import redis
+import scrapy
 import yaml
 from sqlalchemy import create_engine, text
 
+from monitor.distributed import LeasedPriorityQueue
 from tests.conftest import run_monitor
 from tests.sites import fixture_site
 
@@ -191,11 +194,17 @@ def test_two_workers_fetch_every_page_once_and_store_every_mention_once(
         enqueued = run_monitor("enqueue", "--config", str(config), "--fresh", cwd=tmp_path, env=env)
         assert enqueued.returncode == 0, enqueued.stderr
         assert f"{CHAINS} start URLs enqueued" in enqueued.stdout
+        # Entries no request can be made from, pushed by hand among the good ones.
+        start_urls = f"{redis_prefix}:example-bakery:reviews:start_urls"
+        redis.Redis.from_url(REDIS_URL).rpush(start_urls, b"{not json", b"not a url")
         workers = [start_worker(config, env, tmp_path) for _ in range(2)]
         outputs = [w.communicate(timeout=240) for w in workers]
         paths = log.paths()
     for worker, (_out, err) in zip(workers, outputs, strict=True):
         assert worker.returncode == 0, err
+    errors = "".join(err for _out, err in outputs)
+    assert "start URL entry b'{not json' dropped" in errors
+    assert "start URL entry b'not a url' dropped" in errors
     fetched = page_fetches(paths)
     assert set(fetched) == expected_pages()
     assert [p for p, n in fetched.items() if n > 1] == []
@@ -245,3 +254,26 @@ def test_the_surviving_worker_finishes_the_queue_when_another_is_killed(
     scoring = run_monitor("score", "--config", str(config), cwd=tmp_path, env=env)
     assert scoring.returncode == 0, scoring.stderr
     assert scored_mentions(shared_db) == (PAGES * REVIEWS_PER_PAGE, PAGES * REVIEWS_PER_PAGE)
+
+
+def test_start_urls_move_to_the_request_queue_in_one_step_or_not_at_all(redis_prefix: str) -> None:
+    client = redis.Redis.from_url(REDIS_URL)
+    spider = scrapy.Spider(name=f"{redis_prefix}:bakery:reviews")
+    spider.lease_key = f"{spider.name}:leased:this-test"
+    queue = LeasedPriorityQueue(client, spider, "%(spider)s:requests")
+    start_urls, seen = f"{spider.name}:start_urls", f"{spider.name}:dupefilter"
+    urls = [f"http://127.0.0.1:9/{page}" for page in ("a", "b", "c")]
+    client.rpush(start_urls, *urls)
+    a, b, c = ((scrapy.Request(u), f"fingerprint-{u[-1]}") for u in urls)
+    # Another worker took the first entry after this one read the list: nothing moves.
+    client.lpop(start_urls)
+    assert queue.move_start_urls(start_urls, [u.encode() for u in urls[:2]], [a, b], seen) == -1
+    assert client.lrange(start_urls, 0, -1) == [u.encode() for u in urls[1:]]
+    assert client.zcard(queue.key) == 0 and not client.exists(seen)
+    # Read again, they match: both leave the list, and only the unseen one is queued.
+    client.sadd(seen, "fingerprint-c")
+    assert queue.move_start_urls(start_urls, [u.encode() for u in urls[1:]], [b, c], seen) == 1
+    assert client.llen(start_urls) == 0
+    assert client.smembers(seen) == {b"fingerprint-b", b"fingerprint-c"}
+    popped = [request.url for request in iter(queue.pop, None)]
+    assert popped == [urls[1]]

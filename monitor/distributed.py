@@ -23,7 +23,7 @@ import os
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from typing import Any
+from typing import Any, cast
 
 import scrapy
 from scrapy import signals
@@ -31,7 +31,7 @@ from scrapy.crawler import Crawler, CrawlerProcess
 from scrapy_redis.queue import PriorityQueue
 from scrapy_redis.scheduler import Scheduler
 from scrapy_redis.spiders import RedisMixin
-from twisted.internet import task
+from twisted.internet import reactor, task
 
 from monitor.config import Business, Config, SpiderSource
 from monitor.crawl import SPIDERS, scrapy_settings
@@ -102,6 +102,9 @@ def enqueue(config: Config, fresh: bool = False) -> dict[str, int]:
 
 # A worker is presumed dead once its heartbeat is this old; it beats every third of that.
 HEARTBEAT_SECONDS = 10
+# An idle worker looks again this often, not only at the engine's heartbeat (every 5 s): once the
+# other workers' leases end, it goes on to scoring after its --idle seconds, not up to 5 s later.
+IDLE_RECHECK_SECONDS = 0.25
 # Start URLs moved from their list to the request queue per round trip.
 START_URL_BATCH = 200
 WORKER_ID = f"{os.uname().nodename}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
@@ -281,6 +284,8 @@ class RedisFedSpider(RedisMixin):
 
     lease_key: str
     _held: list[str]
+    _look_again: Any
+    """The pending call of ``_still_idle``, if any."""
     """Leases of pages handled whose mentions are not committed yet."""
 
     @classmethod
@@ -289,6 +294,7 @@ class RedisFedSpider(RedisMixin):
         spider.redis_key = f"{spider.name}:start_urls"
         spider.lease_key = f"{spider.name}:leased:{WORKER_ID}"
         spider._held = []
+        spider._look_again = None
         spider.setup_redis(crawler)
         crawler.signals.connect(spider._beat_start, signal=signals.spider_opened)
         crawler.signals.connect(spider._beat_stop, signal=signals.spider_closed)
@@ -308,6 +314,8 @@ class RedisFedSpider(RedisMixin):
     def _beat_stop(self, spider: Any, reason: str) -> None:
         if self._heart.running:
             self._heart.stop()
+        if self._look_again is not None and self._look_again.active():
+            self._look_again.cancel()
         if reason == "finished":
             # Left over only by requests that failed (their errback gave no output to release).
             self.server.delete(self.lease_key)
@@ -368,7 +376,16 @@ class RedisFedSpider(RedisMixin):
         if self.requeue_dead_leases():
             # Another worker may still queue pages (or die and leave us its leases): not idle.
             self.spider_idle_start_time = int(time.time())
+        if self._look_again is None or not self._look_again.active():
+            self._look_again = cast(Any, reactor).callLater(IDLE_RECHECK_SECONDS, self._still_idle)
         super().spider_idle()
+
+    def _still_idle(self) -> None:
+        """What the engine's heartbeat does: if the spider is still idle, it is told again."""
+        engine = self.crawler.engine
+        tell = getattr(engine, "_spider_idle", None)  # Scrapy's own; absent, the heartbeat does
+        if tell is not None and engine.spider is self and engine.spider_is_idle():
+            tell()
 
     def schedule_next_requests(self) -> None:
         # Start URLs pushed while the crawl runs, moved as at the start; the engine's heartbeat

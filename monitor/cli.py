@@ -14,14 +14,16 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from monitor.config import Config, ConfigError, load_config
-from monitor.digest import Period, newest_mention, write_digest
 from monitor.store import Store
 from monitor.touchpoints import Taxonomy, load_taxonomy
+
+if TYPE_CHECKING:  # the digest (Jinja2 and the rest) is imported only by the commands that write it
+    from monitor.digest import Period
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_NOTHING, EXIT_BUSY = 0, 1, 2, 3, 75
 log = logging.getLogger("monitor")
@@ -132,6 +134,8 @@ def period_options(func: Callable[..., Any]) -> Callable[..., Any]:
     def wrapper(
         *args: Any, week: str | None, period_kind: str, since: Any, until: Any, **kwargs: Any
     ) -> Any:
+        from monitor.digest import Period
+
         period = _period(week, since, until)
         if period is None:
             period = (
@@ -155,6 +159,8 @@ def _load(config_path: Path, database: str | None) -> Config:
 
 
 def _period(week: str | None, since: Any, until: Any) -> Period | None:
+    from monitor.digest import Period
+
     if week and (since or until):
         raise UsageProblem("give either --week or --since/--until, not both")
     if week:
@@ -311,6 +317,8 @@ def digest(config: Config, period: Period, output: Path | None, send: bool) -> N
 
         monitor digest --config config/mybusiness.yaml --week 2026-W47 --send
     """
+    from monitor.digest import write_digest
+
     store, taxonomy = _open(config)
     path = write_digest(config, store, taxonomy, period, output)
     if send:
@@ -357,6 +365,8 @@ def run(config: Config, period: Period) -> None:
 
         monitor run --config config/mybusiness.yaml
     """
+    from monitor.digest import write_digest
+
     store, taxonomy = _open(config)
     code = _collect(config, store, taxonomy, "run")
     click.echo(str(write_digest(config, store, taxonomy, period)))
@@ -380,6 +390,7 @@ def demo(database: str | None, verbose: int, quiet: bool) -> None:
         monitor demo
     """
     from monitor.demo import DEMO_CONFIG, DEMO_SITE, serve_directory
+    from monitor.digest import Period, newest_mention, write_digest
 
     configure_logging(verbose, quiet)
     # The demo's platforms are the demo site: no real credentials are sent to it.

@@ -11,8 +11,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-import yaml
-
+from monitor.config import read_yaml
 from monitor.vader import FastVader
 
 # The thresholds VADER's authors recommend for a three-way label on the compound score.
@@ -163,7 +162,7 @@ def analyzer() -> FastVader:
 
 
 def domain_lexicon() -> dict[str, float]:
-    entries = yaml.safe_load(LEXICON.read_text(encoding="utf-8")) or {}
+    entries = read_yaml(LEXICON.read_text(encoding="utf-8")) or {}
     return {str(word).lower(): float(valence) for word, valence in entries.items()}
 
 

@@ -22,7 +22,13 @@ import Stemmer
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from monitor.config import DEFAULT_TAXONOMY, Config, ConfigError, TouchpointChanges
+from monitor.config import (
+    DEFAULT_TAXONOMY,
+    Config,
+    ConfigError,
+    TouchpointChanges,
+    read_yaml,
+)
 from monitor.learning import LearnedModel, load_model
 from monitor.sentiment import UNSUPPORTED, Sentence, Sentiment, label_for
 
@@ -591,7 +597,7 @@ def _confidence(score: float, grand_total: float, threshold: float) -> float:
 
 def _read_spec(path: Path) -> TaxonomySpec:
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = read_yaml(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such taxonomy file") from None
     except yaml.YAMLError as exc:

@@ -160,6 +160,9 @@ return #leased
 """
 
 
+_UNNAMED = object()
+
+
 class LeasedPriorityQueue(PriorityQueue):
     """scrapy-redis's priority queue, except that a popped request stays leased (see above)."""
 
@@ -169,6 +172,33 @@ class LeasedPriorityQueue(PriorityQueue):
         self._pop_and_lease = self.server.register_script(_POP_AND_LEASE)
         self._queue_if_new = self.server.register_script(_QUEUE_IF_NEW)
         self._move_start_urls = self.server.register_script(_MOVE_START_URLS)
+
+    def _encode_request(self, request: scrapy.Request) -> bytes:
+        """As scrapy-redis encodes a request (``Request.to_dict``), except that the callback's and
+        errback's names are read off the methods: Scrapy looks for each among all the spider's
+        members (``inspect.getmembers``), which cost more than the rest of queuing a request."""
+        callback, errback = request.callback, request.errback
+        names = {"callback": self._method_name(callback), "errback": self._method_name(errback)}
+        if any(name is _UNNAMED for name in names.values()):
+            return bytes(super()._encode_request(request))  # Scrapy's search, or its error
+        request.callback = request.errback = None
+        try:
+            data = request.to_dict(spider=self.spider)
+        finally:
+            request.callback, request.errback = callback, errback
+        data.update(names)
+        return bytes(self.serializer.dumps(data))
+
+    def _method_name(self, method: Any) -> Any:
+        """The name of the spider's method ``method`` (anything not callable, as it is)."""
+        if not callable(method):
+            return method
+        function = getattr(method, "__func__", None)
+        name = getattr(function, "__name__", None)
+        own = getattr(self.spider, name, None) if isinstance(name, str) else None
+        if function is not None and getattr(own, "__func__", None) is function:
+            return name
+        return _UNNAMED
 
     def _entry(self, request: scrapy.Request, fingerprint: str) -> list[Any]:
         return [fingerprint, -request.priority, self._encode_request(request)]

@@ -8,6 +8,7 @@ keeps a page from being fetched twice.
 from __future__ import annotations
 
 import os
+import pickle
 import signal
 import subprocess
 import sys
@@ -16,6 +17,7 @@ import uuid
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -277,3 +279,30 @@ def test_start_urls_move_to_the_request_queue_in_one_step_or_not_at_all(redis_pr
     assert client.smembers(seen) == {b"fingerprint-b", b"fingerprint-c"}
     popped = [request.url for request in iter(queue.pop, None)]
     assert popped == [urls[1]]
+
+
+class _Spider(scrapy.Spider):
+    name = "encoding"
+
+    def parse(self, response: Any) -> Any:
+        return None
+
+    def failed(self, failure: Any) -> None:
+        return None
+
+
+def test_a_queued_request_encodes_as_scrapy_encodes_it(redis_prefix: str) -> None:
+    spider = _Spider(name=f"{redis_prefix}:encoding")
+    queue = LeasedPriorityQueue(redis.Redis.from_url(REDIS_URL), spider, "%(spider)s:requests")
+    requests = [
+        scrapy.Request("http://127.0.0.1:9/a", callback=spider.parse, errback=spider.failed),
+        scrapy.Request("http://127.0.0.1:9/b", meta={"page": 2}, priority=3, dont_filter=True),
+        scrapy.FormRequest("http://127.0.0.1:9/c", formdata={"q": "x"}, callback=spider.parse),
+    ]
+    for request in requests:
+        assert pickle.loads(queue._encode_request(request)) == request.to_dict(spider=spider)
+        # The request itself is left as it was.
+        assert request.to_dict(spider=spider) == pickle.loads(queue._encode_request(request))
+    # A callback that is not one of the spider's methods fails as Scrapy fails.
+    with pytest.raises(ValueError, match="not an instance method"):
+        queue._encode_request(scrapy.Request("http://127.0.0.1:9/d", callback=print))

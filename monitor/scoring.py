@@ -161,7 +161,7 @@ def score_share(
 
 def freeze_long_lived() -> None:
     """Tell Python's cyclic collector not to walk again what is alive now (the taxonomy and its
-    weights, the modules): it lives as long as the scoring does."""
+    weights, the modules): it lives as long as the scoring (or the whole command) does."""
     gc.collect()  # garbage of before is not kept
     gc.freeze()
 

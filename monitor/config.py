@@ -28,6 +28,7 @@ def read_yaml(text: str) -> Any:
     than the pure-Python parser; the taxonomy and lexicon are read by every process)."""
     return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
 
+
 DEFAULT_TAXONOMY = Path(__file__).resolve().parent.parent / "config" / "touchpoints.yaml"
 DEFAULT_DATABASE = "sqlite:///var/monitor.db"
 DEFAULT_OUTPUT_DIR = "var/digests"

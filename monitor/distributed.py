@@ -6,13 +6,19 @@ filter, so a request is queued once for all workers and fetched by whichever is 
 worker writes through the same pipeline into the shared store, whose unique key keeps a mention
 stored once whoever found it.
 
-scrapy-redis marks a request seen and then queues it, in two round trips to Redis, and takes
-start URLs off their list before it queues them: a worker killed in between would lose them (and
-the pages behind them). Here one script does each in one step. scrapy-redis also forgets a request once a worker has popped it, so a killed worker would take its
-requests in flight (and every page behind them in a rel=next chain) with it. Here a popped
-request is *leased* instead: kept in the worker's in-flight hash until its page's mentions are
-committed and its next-page request is queued. A worker whose heartbeat lapses has its leases
-put back on the queue by any worker that is still running.
+Nothing is lost when a worker is killed at any point:
+
+- scrapy-redis marks a request seen and then queues it, in two round trips to Redis; a kill in
+  between loses it (and the pages behind it). Here one script does both.
+- scrapy-redis takes start URLs off their list and then queues them. Here a worker *claims* a
+  batch (moves it to a claim list under its name), makes requests of it, and queues them and
+  drops the claim in one step.
+- scrapy-redis forgets a request once a worker has popped it. Here a popped request is *leased*
+  instead: kept in the worker's in-flight hash until its page's mentions are committed and its
+  next-page request is queued.
+
+A worker whose heartbeat lapses has its leases put back on the queue, and its claims back on
+their start-URL list, by any worker that is still running.
 """
 
 from __future__ import annotations
@@ -117,26 +123,37 @@ redis.call('zadd', KEYS[2], ARGV[2], ARGV[3])
 return 1
 """
 
-# Move a batch of start URLs from their list to the request queue in one step, provided the list
-# still starts with them (else another worker took them first: nothing happens, -1, and the list
-# is read again). ARGV: the batch's size n, its n entries as read, then per request made from
-# them a fingerprint as above, a score and the encoded request. Returns how many were queued.
-_MOVE_START_URLS = """
-local n = tonumber(ARGV[1])
-local head = redis.call('lrange', KEYS[1], 0, n - 1)
-if #head ~= n then return -1 end
-for i = 1, n do
-  if head[i] ~= ARGV[1 + i] then return -1 end
+# Claim a batch of start URLs for this worker: move up to ARGV[1] of them from their list to
+# the worker's claim list, and return the whole claim list (what an earlier batch left there too).
+_CLAIM_START_URLS = """
+local taken = redis.call('lrange', KEYS[1], 0, tonumber(ARGV[1]) - 1)
+if #taken > 0 then
+  redis.call('ltrim', KEYS[1], #taken, -1)
+  redis.call('rpush', KEYS[2], unpack(taken))
 end
-redis.call('ltrim', KEYS[1], n, -1)
+return redis.call('lrange', KEYS[2], 0, -1)
+"""
+
+# Queue the requests made from a claim list, and forget the list, in one step. ARGV: per request
+# a fingerprint as above, a score and the encoded request. Returns how many were queued.
+_QUEUE_CLAIMED = """
 local queued = 0
-for i = n + 2, #ARGV, 3 do
+for i = 1, #ARGV, 3 do
   if ARGV[i] == '' or redis.call('sadd', KEYS[2], ARGV[i]) == 1 then
     redis.call('zadd', KEYS[3], ARGV[i + 1], ARGV[i + 2])
     queued = queued + 1
   end
 end
+redis.call('del', KEYS[1])
 return queued
+"""
+
+# Put a dead worker's claimed start URLs back on their list, in one step.
+_RETURN_CLAIMED = """
+local claimed = redis.call('lrange', KEYS[1], 0, -1)
+if #claimed > 0 then redis.call('rpush', KEYS[2], unpack(claimed)) end
+redis.call('del', KEYS[1])
+return #claimed
 """
 
 # Pop the first request and lease it to this worker, in one step: a kill between the two
@@ -171,7 +188,8 @@ class LeasedPriorityQueue(PriorityQueue):
         # Sent once, then called by their hash.
         self._pop_and_lease = self.server.register_script(_POP_AND_LEASE)
         self._queue_if_new = self.server.register_script(_QUEUE_IF_NEW)
-        self._move_start_urls = self.server.register_script(_MOVE_START_URLS)
+        self._claim_start_urls = self.server.register_script(_CLAIM_START_URLS)
+        self._queue_claimed = self.server.register_script(_QUEUE_CLAIMED)
 
     def _encode_request(self, request: scrapy.Request) -> bytes:
         """As scrapy-redis encodes a request (``Request.to_dict``), except that the callback's and
@@ -208,19 +226,18 @@ class LeasedPriorityQueue(PriorityQueue):
         args = self._entry(request, fingerprint)
         return bool(self._queue_if_new(keys=[seen_key, self.key], args=args))
 
-    def move_start_urls(
-        self,
-        list_key: str,
-        entries: list[bytes],
-        requests: list[tuple[scrapy.Request, str]],
-        seen_key: str,
+    def claim_start_urls(self, list_key: str, claim_key: str, batch_size: int) -> list[bytes]:
+        """Move up to ``batch_size`` entries from ``list_key`` to ``claim_key``; all it holds."""
+        return list(self._claim_start_urls(keys=[list_key, claim_key], args=[batch_size]))
+
+    def queue_claimed(
+        self, claim_key: str, requests: list[tuple[scrapy.Request, str]], seen_key: str
     ) -> int:
-        """Take ``entries`` off the head of ``list_key`` and queue their (request, fingerprint)
-        pairs that are new, in one step; -1 if the list no longer starts with ``entries``."""
-        args: list[Any] = [len(entries), *entries]
+        """Queue the (request, fingerprint) pairs that are new, and forget ``claim_key``."""
+        args: list[Any] = []
         for request, fingerprint in requests:
             args += self._entry(request, fingerprint)
-        return int(self._move_start_urls(keys=[list_key, seen_key, self.key], args=args))
+        return int(self._queue_claimed(keys=[claim_key, seen_key, self.key], args=args))
 
     def pop(self, timeout: int = 0) -> scrapy.Request | None:
         found = self._pop_and_lease(keys=[self.key, self.spider.lease_key])
@@ -251,8 +268,12 @@ class SharedScheduler(Scheduler):
 
     def move_start_urls(self, list_key: str, batch_size: int, spider: Any) -> bool:
         """Move one batch of start URLs from ``list_key`` to the request queue; False once the
-        list is empty. An entry no request can be made from is logged and dropped."""
-        entries: list[bytes] = self.server.lrange(list_key, 0, batch_size - 1)
+        list is empty. An entry no request can be made from is logged and dropped.
+
+        The batch is claimed first (so no other worker reads it too), then made into requests,
+        then queued: a worker killed in between leaves its claim, which the others put back
+        (``RedisFedSpider.requeue_dead_leases``)."""
+        entries = self.queue.claim_start_urls(list_key, spider.claim_key, batch_size)
         if not entries:
             return False
         requests = []
@@ -263,7 +284,7 @@ class SharedScheduler(Scheduler):
                 log.error("start URL entry %r dropped: %s", entry[:200], exc)
                 continue
             requests.append((request, self._fingerprint(request)))
-        queued = self.queue.move_start_urls(list_key, entries, requests, self.df.key)
+        queued = self.queue.queue_claimed(spider.claim_key, requests, self.df.key)
         if queued > 0 and self.stats:
             self.stats.inc_value("scheduler/enqueued/redis", queued)
         return True
@@ -313,6 +334,7 @@ class RedisFedSpider(RedisMixin):
     """
 
     lease_key: str
+    claim_key: str
     _held: list[str]
     _look_again: Any
     """The pending call of ``_still_idle``, if any."""
@@ -323,6 +345,7 @@ class RedisFedSpider(RedisMixin):
         spider = super().from_crawler(crawler, *args, **kwargs)
         spider.redis_key = f"{spider.name}:start_urls"
         spider.lease_key = f"{spider.name}:leased:{WORKER_ID}"
+        spider.claim_key = f"{spider.name}:claimed:{WORKER_ID}"
         spider._held = []
         spider._look_again = None
         spider.setup_redis(crawler)
@@ -379,25 +402,30 @@ class RedisFedSpider(RedisMixin):
         self._release_held()
 
     def requeue_dead_leases(self) -> bool:
-        """Requeue the leases of workers whose heartbeat lapsed; True while any worker holds some."""
+        """Requeue the leases (and claimed start URLs) of workers whose heartbeat lapsed; True
+        while any worker holds some."""
         held = False
-        queue = f"{self.name}:requests"
-        for key in self.server.scan_iter(match=f"{self.name}:leased:*"):
-            name = key.decode() if isinstance(key, bytes) else key
-            worker = name.rsplit(":", 1)[1]
-            if worker == WORKER_ID:
-                continue
-            if self.server.exists(self._heartbeat_key(worker)):
-                held = held or bool(self.server.hlen(name))
-                continue
-            requeued = self.server.eval(_REQUEUE_LEASES, 2, name, queue)
-            if requeued:
-                self.logger.warning(
-                    "worker %s stopped answering: %d of its requests put back on the queue",
-                    worker,
-                    requeued,
-                )
-                held = True
+        for kind, script, back_to, what in (
+            ("leased", _REQUEUE_LEASES, f"{self.name}:requests", "requests"),
+            ("claimed", _RETURN_CLAIMED, self.redis_key, "claimed start URLs"),
+        ):
+            for key in self.server.scan_iter(match=f"{self.name}:{kind}:*"):
+                name = key.decode() if isinstance(key, bytes) else key
+                worker = name.rsplit(":", 1)[1]
+                if worker == WORKER_ID:
+                    continue
+                if self.server.exists(self._heartbeat_key(worker)):
+                    held = held or bool(self.server.exists(name))
+                    continue
+                requeued = self.server.eval(script, 2, name, back_to)
+                if requeued:
+                    self.logger.warning(
+                        "worker %s stopped answering: %d of its %s put back on the queue",
+                        worker,
+                        requeued,
+                        what,
+                    )
+                    held = True
         return held
 
     def spider_idle(self) -> None:
@@ -411,10 +439,18 @@ class RedisFedSpider(RedisMixin):
         super().spider_idle()
 
     def _still_idle(self) -> None:
-        """What the engine's heartbeat does: if the spider is still idle, it is told again."""
+        """What the engine's heartbeat does: a spider still idle is told again; one whose queue
+        got requests meanwhile (queued by other workers) has them fetched now."""
         engine = self.crawler.engine
-        tell = getattr(engine, "_spider_idle", None)  # Scrapy's own; absent, the heartbeat does
-        if tell is not None and engine.spider is self and engine.spider_is_idle():
+        if engine.spider is not self:
+            return
+        # Scrapy's own, both; without them, the heartbeat does the same a few seconds later.
+        tell = getattr(engine, "_spider_idle", None)
+        nextcall = getattr(getattr(engine, "_slot", None), "nextcall", None)
+        if not engine.spider_is_idle():
+            if nextcall is not None:
+                nextcall.schedule()
+        elif tell is not None:
             tell()
 
     def schedule_next_requests(self) -> None:
@@ -433,7 +469,8 @@ class RedisFedSpider(RedisMixin):
         # (16) whenever this worker runs out of work, so the crawl would drain to nothing, and
         # commit, before every batch; and start requests given to the engine one by one are
         # each queued, then popped, then looked for again before the next is read. Once in the
-        # queue, a request is fetched by whichever worker is free, whoever moved it.
+        # queue, a request is fetched by whichever worker is free, whoever moved it (an idle
+        # worker looks at the queue every IDLE_RECHECK_SECONDS).
         self._move_start_urls()
         return
         yield

@@ -196,9 +196,13 @@ def test_two_workers_fetch_every_page_once_and_store_every_mention_once(
         enqueued = run_monitor("enqueue", "--config", str(config), "--fresh", cwd=tmp_path, env=env)
         assert enqueued.returncode == 0, enqueued.stderr
         assert f"{CHAINS} start URLs enqueued" in enqueued.stdout
-        # Entries no request can be made from, pushed by hand among the good ones.
+        # Entries no request can be made from, pushed by hand among the good ones; and start
+        # URLs claimed by a worker that died before it queued them.
+        client = redis.Redis.from_url(REDIS_URL)
         start_urls = f"{redis_prefix}:example-bakery:reviews:start_urls"
-        redis.Redis.from_url(REDIS_URL).rpush(start_urls, b"{not json", b"not a url")
+        client.rpush(start_urls, b"{not json", b"not a url")
+        ghost_claim = f"{redis_prefix}:example-bakery:reviews:claimed:ghost-worker"
+        client.rpush(ghost_claim, url + page_path(3, 5), url + page_path(7, 1))
         workers = [start_worker(config, env, tmp_path) for _ in range(2)]
         outputs = [w.communicate(timeout=240) for w in workers]
         paths = log.paths()
@@ -207,6 +211,8 @@ def test_two_workers_fetch_every_page_once_and_store_every_mention_once(
     errors = "".join(err for _out, err in outputs)
     assert "start URL entry b'{not json' dropped" in errors
     assert "start URL entry b'not a url' dropped" in errors
+    assert "worker ghost-worker stopped answering: 2 of its claimed start URLs put back" in errors
+    assert not client.exists(ghost_claim)
     fetched = page_fetches(paths)
     assert set(fetched) == expected_pages()
     assert [p for p, n in fetched.items() if n > 1] == []
@@ -258,27 +264,30 @@ def test_the_surviving_worker_finishes_the_queue_when_another_is_killed(
     assert scored_mentions(shared_db) == (PAGES * REVIEWS_PER_PAGE, PAGES * REVIEWS_PER_PAGE)
 
 
-def test_start_urls_move_to_the_request_queue_in_one_step_or_not_at_all(redis_prefix: str) -> None:
+def test_start_urls_are_claimed_by_one_worker_then_queued_in_one_step(redis_prefix: str) -> None:
     client = redis.Redis.from_url(REDIS_URL)
     spider = scrapy.Spider(name=f"{redis_prefix}:bakery:reviews")
-    spider.lease_key = f"{spider.name}:leased:this-test"
     queue = LeasedPriorityQueue(client, spider, "%(spider)s:requests")
     start_urls, seen = f"{spider.name}:start_urls", f"{spider.name}:dupefilter"
-    urls = [f"http://127.0.0.1:9/{page}" for page in ("a", "b", "c")]
+    claim = f"{spider.name}:claimed:this-test"
+    urls = [f"http://127.0.0.1:9/{page}".encode() for page in ("a", "b", "c")]
     client.rpush(start_urls, *urls)
-    a, b, c = ((scrapy.Request(u), f"fingerprint-{u[-1]}") for u in urls)
-    # Another worker took the first entry after this one read the list: nothing moves.
-    client.lpop(start_urls)
-    assert queue.move_start_urls(start_urls, [u.encode() for u in urls[:2]], [a, b], seen) == -1
-    assert client.lrange(start_urls, 0, -1) == [u.encode() for u in urls[1:]]
-    assert client.zcard(queue.key) == 0 and not client.exists(seen)
-    # Read again, they match: both leave the list, and only the unseen one is queued.
-    client.sadd(seen, "fingerprint-c")
-    assert queue.move_start_urls(start_urls, [u.encode() for u in urls[1:]], [b, c], seen) == 1
+    # Claimed: off the list, where no other worker reads them, and kept under this worker's name.
+    assert queue.claim_start_urls(start_urls, claim, 2) == urls[:2]
+    assert client.lrange(start_urls, 0, -1) == urls[2:]
+    assert client.lrange(claim, 0, -1) == urls[:2]
+    # A claim that was not queued (the batch failed) comes back with the next one.
+    assert queue.claim_start_urls(start_urls, claim, 2) == urls
     assert client.llen(start_urls) == 0
-    assert client.smembers(seen) == {b"fingerprint-b", b"fingerprint-c"}
-    popped = [request.url for request in iter(queue.pop, None)]
-    assert popped == [urls[1]]
+    # Queued: the unseen ones join the queue, and the claim is forgotten, in one step.
+    client.sadd(seen, "fingerprint-c")
+    requests = [(scrapy.Request(u.decode()), f"fingerprint-{u.decode()[-1]}") for u in urls]
+    assert queue.queue_claimed(claim, requests, seen) == 2
+    assert not client.exists(claim)
+    assert client.smembers(seen) == {b"fingerprint-a", b"fingerprint-b", b"fingerprint-c"}
+    assert sorted(client.zrange(queue.key, 0, -1)) == sorted(
+        queue._encode_request(request) for request, _ in requests[:2]
+    )
 
 
 class _Spider(scrapy.Spider):

@@ -90,15 +90,20 @@ def connect(config: Config) -> Any:
 def enqueue(config: Config, fresh: bool = False) -> dict[str, int]:
     """Push every enabled spider source's start URLs; returns how many per queue.
 
-    ``fresh`` first forgets each source's queue and seen-set, so a new crawl (next week's)
-    fetches the pages again; without it a page already seen is not fetched twice.
+    ``fresh`` first forgets each source's queue and seen-set (and what killed workers left
+    leased or claimed), so a new crawl (next week's) fetches the pages again; without it a page already seen is not fetched twice.
     """
     client = connect(config)
     pushed: dict[str, int] = {}
     for business, source in spider_sources(config):
         name = queue_name(business, source)
         if fresh:
-            client.delete(f"{name}:start_urls", f"{name}:requests", f"{name}:dupefilter")
+            # With them go the leases and claims that workers killed in the last crawl left.
+            stale = [
+                *client.scan_iter(match=f"{name}:leased:*"),
+                *client.scan_iter(match=f"{name}:claimed:*"),
+            ]
+            client.delete(f"{name}:start_urls", f"{name}:requests", f"{name}:dupefilter", *stale)
         key = f"{name}:start_urls"
         if source.start_urls:
             client.rpush(key, *source.start_urls)

@@ -193,15 +193,20 @@ def test_two_workers_fetch_every_page_once_and_store_every_mention_once(
     with fixture_site(tmp_path / "site", slow_seconds=0.02) as (url, log):
         config = write_config(tmp_path, url, shared_db)
         env = {"MONITOR_REDIS_URL": REDIS_URL, "MONITOR_REDIS_PREFIX": redis_prefix}
+        # What workers killed in last week's crawl left: --fresh forgets it with the rest.
+        client = redis.Redis.from_url(REDIS_URL)
+        source_key = f"{redis_prefix}:example-bakery:reviews"
+        client.hset(f"{source_key}:leased:last-week", "lease", b"an old request")
+        client.rpush(f"{source_key}:claimed:last-week", url + "/an-old-start-url")
         enqueued = run_monitor("enqueue", "--config", str(config), "--fresh", cwd=tmp_path, env=env)
         assert enqueued.returncode == 0, enqueued.stderr
         assert f"{CHAINS} start URLs enqueued" in enqueued.stdout
+        assert list(client.scan_iter(match=f"{source_key}:*:last-week")) == []
         # Entries no request can be made from, pushed by hand among the good ones; and start
         # URLs claimed by a worker that died before it queued them.
-        client = redis.Redis.from_url(REDIS_URL)
-        start_urls = f"{redis_prefix}:example-bakery:reviews:start_urls"
+        start_urls = f"{source_key}:start_urls"
         client.rpush(start_urls, b"{not json", b"not a url")
-        ghost_claim = f"{redis_prefix}:example-bakery:reviews:claimed:ghost-worker"
+        ghost_claim = f"{source_key}:claimed:ghost-worker"
         client.rpush(ghost_claim, url + page_path(3, 5), url + page_path(7, 1))
         workers = [start_worker(config, env, tmp_path) for _ in range(2)]
         outputs = [w.communicate(timeout=240) for w in workers]

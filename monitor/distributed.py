@@ -91,7 +91,8 @@ def enqueue(config: Config, fresh: bool = False) -> dict[str, int]:
     """Push every enabled spider source's start URLs; returns how many per queue.
 
     ``fresh`` first forgets each source's queue and seen-set (and what killed workers left
-    leased or claimed), so a new crawl (next week's) fetches the pages again; without it a page already seen is not fetched twice.
+    leased or claimed), so a new crawl (next week's) fetches the pages again; without it a page
+    already seen is not fetched twice.
     """
     client = connect(config)
     pushed: dict[str, int] = {}

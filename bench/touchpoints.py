@@ -3,7 +3,7 @@
 Scores the primary touchpoint (micro and macro F1, per-touchpoint precision and recall), the
 sentiment label of every labelled touchpoint that the mapper also found, and the first-impression
 flag. The test half is only ever scored; tune on the dev half (``--split dev``). The taxonomy is
-the default one with its learned weights (``config/learned.json``, fitted on
+the default one with its learned weights (``config/learned.npz``, fitted on
 ``tests/data/touchpoints_train.jsonl``, which holds neither half); ``--phrases-only`` scores its
 phrases alone, for comparison.
 

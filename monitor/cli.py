@@ -8,7 +8,6 @@ same database (EX_TEMPFAIL: cron may simply try again later).
 from __future__ import annotations
 
 import functools
-import json
 import logging
 import os
 import sys
@@ -470,7 +469,8 @@ def status(config: Config, runs: int) -> None:
     "--out",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
-    help="Where to write the weights (default: config/learned.json).",
+    help="Where to write the weights: a .npz file (default: config/learned.npz), or a .json "
+    "file to read them.",
 )
 def learn(labelled: tuple[Path, ...], out: Path | None) -> None:
     """Fit the learned touchpoint and sentiment weights on labelled mentions.
@@ -493,7 +493,7 @@ def learn(labelled: tuple[Path, ...], out: Path | None) -> None:
         click.echo(f"monitor: {exc}", err=True)
         sys.exit(EXIT_USAGE)
     target = out or DEFAULT_MODEL
-    target.write_text(json.dumps(model.to_json(), separators=(",", ":")) + "\n", encoding="utf-8")
+    model.save(target)
     click.echo(
         f"{len(examples)} labelled mentions: {len(model.touchpoints.vocabulary)} touchpoint "
         f"features, {len(model.sentiment.vocabulary)} sentiment features written to {target}"

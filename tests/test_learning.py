@@ -15,7 +15,7 @@ import pytest
 from click.testing import CliRunner
 
 from monitor.cli import cli
-from monitor.config import TouchpointChanges
+from monitor.config import ConfigError, TouchpointChanges
 from monitor.learning import DEFAULT_MODEL, Labelled, LearnedModel, fit, load_model, read_labelled
 from monitor.scoring import score_and_map
 from monitor.touchpoints import (
@@ -134,12 +134,45 @@ def test_an_added_touchpoint_is_matched_by_its_own_phrases(model: LearnedModel) 
     assert next(iter(judged)) == "kids_corner"
 
 
-def test_weights_survive_the_json_file(model: LearnedModel, tmp_path: Path) -> None:
-    path = tmp_path / "weights.json"
-    path.write_text(json.dumps(model.to_json()), encoding="utf-8")
-    again = LearnedModel.from_json(json.loads(path.read_text(encoding="utf-8")))
+@pytest.mark.parametrize("name", ["weights.npz", "weights.json"])
+def test_weights_survive_their_file(model: LearnedModel, tmp_path: Path, name: str) -> None:
+    path = tmp_path / name
+    model.save(path)
+    again = LearnedModel.read(path)
+    assert again.trained_on == model.trained_on
     text = "The zorblax was splendiferous. But the quimby lady was grotful."
     assert judge(text, taxonomy_with(again)) == judge(text, taxonomy_with(model))
+
+
+def test_the_npz_file_holds_exactly_the_weights_of_the_json_file(tmp_path: Path) -> None:
+    """Both keep three decimals: the .npz file as whole thousandths, which must read back as
+    the very floats the .json file's decimals give, or scores would differ by file."""
+    shipped = load_model(DEFAULT_MODEL)
+    shipped.save(tmp_path / "weights.json")
+    shipped.save(tmp_path / "again.npz")
+    as_text = LearnedModel.read(tmp_path / "weights.json")
+    for name in ("touchpoints", "sentiment"):
+        for other in (shipped, LearnedModel.read(tmp_path / "again.npz")):
+            ours, theirs = getattr(other, name), getattr(as_text, name)
+            assert ours.classes == theirs.classes
+            assert ours.names == theirs.names
+            assert (ours.bias == theirs.bias).all()
+            assert (ours.matrix == theirs.matrix).all()
+    # Not a rounding to nothing: the weights are as varied as three decimals allow.
+    assert len(set(shipped.touchpoints.matrix.ravel().tolist())) > 1000
+
+
+def test_a_bad_weights_file_is_named_in_the_error(tmp_path: Path) -> None:
+    spec = _read_spec(DEFAULT_TAXONOMY)
+    for content in (b"", b"not numpy at all", b"PK\x03\x04 cut short"):
+        (tmp_path / "learned.npz").write_bytes(content)
+        with pytest.raises(ConfigError, match=r"learned\.npz: not learned weights"):
+            build_taxonomy(
+                spec.model_copy(update={"learned": "learned.npz"}),
+                TouchpointChanges(),
+                "test",
+                tmp_path,
+            )
 
 
 def test_monitor_learn_writes_weights_and_never_learns_from_the_test_half(

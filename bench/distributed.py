@@ -6,8 +6,8 @@ each measurement. Time runs from starting the processes until the store holds ev
 ("stored"), and until every mention is also scored ("scored": the whole job, since
 collecting and scoring are separate passes), polled as ``poll_wait`` says; start-up is included. Each
 process scores with one process (``scoring_processes: 1``), so N workers use N processes.
-A worker scores once its queue has been idle ``--idle`` seconds (1 here), so that wait is
-in the "scored" time of the workers and not of ``monitor crawl``.
+A worker scores whenever its queue is empty, so the ``--idle`` seconds (1 here) it waits
+before exiting come after the last mention is scored, outside the measurement.
 
     .venv/bin/python bench/distributed.py [--pages 2000] [--workers 1 2 4]
         [--postgres postgresql://postgres@127.0.0.1:5432/postgres]

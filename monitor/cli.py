@@ -614,20 +614,21 @@ def enqueue(config: Config, fresh: bool) -> None:
     default=10,
     show_default=True,
     type=click.IntRange(min=1),
-    help="Exit after this many seconds with nothing to crawl.",
+    help="Exit after this many seconds with nothing to crawl or score.",
 )
 @click.option(
     "--score/--no-score",
     default=True,
     show_default=True,
-    help="Once the queue is empty, join the scoring pass over unscored mentions.",
+    help="Whenever the queue is empty, score unscored mentions, a batch at a time.",
 )
 def worker(config: Config, idle: int, score: bool) -> None:
     """Crawl from the shared Redis queue into the database, alongside any other workers.
 
     Start as many as you like, on any machine that reaches the same Redis and database;
-    each exits once the queue has been empty for --idle seconds, after scoring its share of
-    what is unscored (workers on PostgreSQL claim different batches).
+    whenever a worker's queue is empty it scores unscored mentions (workers on PostgreSQL
+    claim different batches), and it exits once it has had nothing to crawl or score for
+    --idle seconds.
 
     Example:
 
@@ -639,17 +640,20 @@ def worker(config: Config, idle: int, score: bool) -> None:
         connect(config)
     except Exception as exc:  # redis's connection errors; the message names the server
         raise click.ClickException(f"cannot reach Redis: {exc}") from None
+    from monitor.scoring import IdleScorer, score_pending
+
     store, taxonomy = _open(config)
-    outcomes = run_worker(config, store, taxonomy, idle)
+    scorer = IdleScorer(store, taxonomy) if score else None
+    outcomes = run_worker(config, store, taxonomy, idle, scorer)
     new = sum(o.new for o in outcomes)
     log.info(
         "worker done: %d new mentions, %d already stored", new, sum(o.duplicates for o in outcomes)
     )
     click.echo(f"{new} new mentions")
-    if score:
-        from monitor.scoring import score_pending
-
-        result = score_pending(store, taxonomy, config.scoring_processes)
+    if scorer is not None:
+        # What scoring while idle did not reach: mentions committed with an id it had passed,
+        # batches another scorer held and never finished, anything stored after the crawl.
+        result = scorer.result + score_pending(store, taxonomy, config.scoring_processes)
         click.echo(f"{result.scored} mentions scored")
 
 

@@ -42,6 +42,7 @@ from twisted.internet import reactor, task
 from monitor.config import Business, Config, SpiderSource
 from monitor.crawl import SPIDERS, scrapy_settings
 from monitor.runs import SourceOutcome
+from monitor.scoring import IdleScorer
 from monitor.store import Store
 from monitor.touchpoints import Taxonomy
 from spiders.base import SourceSpider
@@ -341,10 +342,12 @@ class RedisFedSpider(RedisMixin):
 
     lease_key: str
     claim_key: str
+    idle_scorer: IdleScorer | None = None
+    """Set by ``run_worker`` when the worker scores: what it does instead of waiting idle."""
     _held: list[str]
+    """Leases of pages handled whose mentions are not committed yet."""
     _look_again: Any
     """The pending call of ``_still_idle``, if any."""
-    """Leases of pages handled whose mentions are not committed yet."""
 
     @classmethod
     def from_crawler(cls, crawler: Crawler, *args: Any, **kwargs: Any) -> Any:
@@ -437,11 +440,15 @@ class RedisFedSpider(RedisMixin):
     def spider_idle(self) -> None:
         # Nothing to crawl for now: commit what waits, so other workers see our leases end.
         self._commit_and_release()
-        if self.requeue_dead_leases():
-            # Another worker may still queue pages (or die and leave us its leases): not idle.
+        busy = self.requeue_dead_leases()
+        # Another worker may still queue pages (or die and leave us its leases): not idle.
+        # Neither while there are mentions to score: a batch now, then look at the queue again.
+        scored = self.idle_scorer is not None and self.idle_scorer.step()
+        if busy or scored:
             self.spider_idle_start_time = int(time.time())
         if self._look_again is None or not self._look_again.active():
-            self._look_again = cast(Any, reactor).callLater(IDLE_RECHECK_SECONDS, self._still_idle)
+            wait = 0 if scored else IDLE_RECHECK_SECONDS
+            self._look_again = cast(Any, reactor).callLater(wait, self._still_idle)
         super().spider_idle()
 
     def _still_idle(self) -> None:
@@ -528,9 +535,17 @@ def worker_settings(config: Config, idle_seconds: int) -> Any:
 
 
 def run_worker(
-    config: Config, store: Store, taxonomy: Taxonomy, idle_seconds: int = 10
+    config: Config,
+    store: Store,
+    taxonomy: Taxonomy,
+    idle_seconds: int = 10,
+    scorer: IdleScorer | None = None,
 ) -> list[SourceOutcome]:
-    """Crawl from the shared Redis queues until every one has been idle ``idle_seconds``."""
+    """Crawl from the shared Redis queues until every one has been idle ``idle_seconds``.
+
+    With a ``scorer``, a spider with nothing to fetch scores unscored mentions, a batch at a
+    time, and counts as idle only once none is left.
+    """
     from monitor.crawl import _outcome
 
     connect(config)  # fail now, not after Scrapy has started
@@ -554,6 +569,7 @@ def run_worker(
             # none stops paging at "known" reviews: that mark belongs to a complete crawl.
             run_id=None,
             known_until=None,
+            idle_scorer=scorer,
         )
         planned.append((business, source, crawler))
     if not planned:

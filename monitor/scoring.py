@@ -3,8 +3,8 @@ stored mention that has no judgement yet.
 
 Collecting only stores mentions; this pass judges them afterwards, in batches, on as many
 processes as the config allows. It is what ``monitor run`` and ``monitor crawl`` do after
-collecting, what ``monitor score`` does alone, and what each ``monitor worker`` does once its
-queues are empty, so the expensive step scales with the machines doing it:
+collecting, what ``monitor score`` does alone, and what each ``monitor worker`` does whenever
+its queues are empty (``IdleScorer``), so the expensive step scales with the machines doing it:
 
 - A batch is claimed, judged and stored in one transaction. On PostgreSQL the claim is
   ``FOR UPDATE SKIP LOCKED``, so any number of scorers share the work without waiting for each
@@ -181,26 +181,77 @@ def _score_share(
     engine: Engine, taxonomy: Taxonomy, share: int, shares: int, batch_size: int
 ) -> ScoreResult:
     result = ScoreResult()
-    after = 0
-    while True:
-        stmt = (
-            select(*_COLUMNS)
-            .where(Mention.id > after, not_scored())
-            .order_by(Mention.id)
-            .limit(batch_size)
-        )
-        if shares > 1:
-            stmt = stmt.where(Mention.id % shares == share)
-        if engine.dialect.name == "postgresql":
-            # Rows another scorer holds are skipped, not waited for; the lock lasts until this
-            # batch's scores are committed.
-            stmt = stmt.with_for_update(of=Mention, skip_locked=True)
-        with engine.begin() as connection:
-            rows = connection.execute(stmt).all()
-            if not rows:
-                return result
-            after = rows[-1].id
-            result.scored += save_scores(connection, _judge(rows, taxonomy, result))
+    after: int | None = 0
+    while after is not None:
+        after = score_batch(engine, taxonomy, result, after, share, shares, batch_size)
+    return result
+
+
+def score_batch(
+    engine: Engine,
+    taxonomy: Taxonomy,
+    result: ScoreResult,
+    after: int = 0,
+    share: int = 0,
+    shares: int = 1,
+    batch_size: int = SCORE_BATCH,
+) -> int | None:
+    """Claim, judge and store one batch of the unscored mentions (of this share) whose id is
+    above ``after``; adds to ``result`` and returns the batch's last id, or None if none waited."""
+    stmt = (
+        select(*_COLUMNS)
+        .where(Mention.id > after, not_scored())
+        .order_by(Mention.id)
+        .limit(batch_size)
+    )
+    if shares > 1:
+        stmt = stmt.where(Mention.id % shares == share)
+    if engine.dialect.name == "postgresql":
+        # Rows another scorer holds are skipped, not waited for; the lock lasts until this
+        # batch's scores are committed.
+        stmt = stmt.with_for_update(of=Mention, skip_locked=True)
+    with engine.begin() as connection:
+        rows = connection.execute(stmt).all()
+        if not rows:
+            return None
+        result.scored += save_scores(connection, _judge(rows, taxonomy, result))
+        return int(rows[-1].id)
+
+
+class IdleScorer:
+    """A crawling process's share of the scoring, done while its crawl has nothing to fetch.
+
+    A worker whose queue is empty would otherwise only wait (for other workers' pages, or for
+    its ``--idle`` seconds to pass) before scoring. Its spiders call ``step`` instead, one batch
+    at a time, so the crawl resumes between batches as soon as requests come back. One per
+    process, shared by its spiders, so two of them never judge the same batch.
+    """
+
+    def __init__(self, store: Store, taxonomy: Taxonomy, batch_size: int = SCORE_BATCH) -> None:
+        self.store = store
+        self.taxonomy = taxonomy
+        self.batch_size = batch_size
+        self.result = ScoreResult()
+        self.after = 0
+        self.broken = False
+
+    def step(self) -> bool:
+        """Score one batch; False if none was waiting (or scoring failed: it is logged, and the
+        worker's scoring pass after the crawl tries again)."""
+        if self.broken:
+            return False
+        try:
+            after = score_batch(
+                self.store.engine, self.taxonomy, self.result, self.after, 0, 1, self.batch_size
+            )
+        except Exception:
+            log.exception("scoring while idle failed; the rest waits for the pass after the crawl")
+            self.broken = True
+            return False
+        if after is None:
+            return False
+        self.after = after
+        return True
 
 
 _worker_taxonomy: Taxonomy | None = None

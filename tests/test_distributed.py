@@ -28,6 +28,7 @@ from sqlalchemy import create_engine, text
 from monitor.distributed import LeasedPriorityQueue
 from tests.conftest import run_monitor
 from tests.sites import fixture_site
+from tests.test_scoring import collect
 
 REDIS_URL = os.environ.get("MONITOR_TEST_REDIS", "redis://127.0.0.1:6379/0")
 CHAINS, PAGES_PER_CHAIN, REVIEWS_PER_PAGE = 10, 30, 2
@@ -133,12 +134,26 @@ def write_config(tmp_path: Path, url: str, db: str) -> Path:
     return path
 
 
+_started: list[subprocess.Popen[str]] = []
+
+
+@pytest.fixture(autouse=True)
+def _no_worker_outlives_its_test() -> Iterator[None]:
+    """A test that fails while its workers run would otherwise leave them running."""
+    yield
+    while _started:
+        process = _started.pop()
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+
+
 def start_worker(
     config: Path, env: dict[str, str], cwd: Path, idle: int = 3, *options: str
 ) -> subprocess.Popen[str]:
     environment = {k: v for k, v in os.environ.items() if not k.startswith("MONITOR_")}
     environment.update(env)
-    return subprocess.Popen(
+    process = subprocess.Popen(
         [
             sys.executable,
             "-m",
@@ -156,6 +171,8 @@ def start_worker(
         stderr=subprocess.PIPE,
         text=True,
     )
+    _started.append(process)
+    return process
 
 
 def page_fetches(paths: list[str]) -> Counter[str]:
@@ -267,6 +284,47 @@ def test_the_surviving_worker_finishes_the_queue_when_another_is_killed(
     scoring = run_monitor("score", "--config", str(config), cwd=tmp_path, env=env)
     assert scoring.returncode == 0, scoring.stderr
     assert scored_mentions(shared_db) == (PAGES * REVIEWS_PER_PAGE, PAGES * REVIEWS_PER_PAGE)
+
+
+def test_a_worker_with_nothing_to_crawl_scores_and_still_takes_new_pages(
+    tmp_path: Path, redis_prefix: str, shared_db: str
+) -> None:
+    """Scoring fills a worker's idle time: mentions already stored are judged while it waits
+    for pages (long before its --idle seconds pass), and pages pushed meanwhile are crawled."""
+    backlog = 2000
+    collect(shared_db, backlog).close()
+    write_site(tmp_path / "site")
+    with fixture_site(tmp_path / "site", slow_seconds=0.02) as (url, log):
+        config = write_config(tmp_path, url, shared_db)
+        env = {"MONITOR_REDIS_URL": REDIS_URL, "MONITOR_REDIS_PREFIX": redis_prefix}
+        worker = start_worker(config, env, tmp_path, 600)
+
+        def wait_for(done: Any) -> None:
+            deadline = time.monotonic() + 120
+            while not done() and worker.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.1)
+
+        wait_for(lambda: scored_mentions(shared_db)[0] == backlog)
+        assert worker.poll() is None, worker.communicate()
+        assert scored_mentions(shared_db)[0] == backlog
+        enqueued = run_monitor("enqueue", "--config", str(config), cwd=tmp_path, env=env)
+        assert enqueued.returncode == 0, enqueued.stderr
+        total = backlog + PAGES * REVIEWS_PER_PAGE
+        wait_for(lambda: scored_mentions(shared_db)[0] == total)
+        assert worker.poll() is None, worker.communicate()
+        worker.send_signal(signal.SIGINT)  # as Ctrl-C: Scrapy shuts the crawl down cleanly
+        out, err = worker.communicate(timeout=60)
+        paths = log.paths()
+    assert worker.returncode == 0, err
+    fetched = page_fetches(paths)
+    assert set(fetched) == expected_pages()
+    assert max(fetched.values()) == 1
+    assert out.splitlines() == [
+        f"{PAGES * REVIEWS_PER_PAGE} new mentions",
+        f"{total} mentions scored",
+    ]
+    assert len(stored_mentions(shared_db)) == total
+    assert scored_mentions(shared_db)[0] == total
 
 
 def test_start_urls_are_claimed_by_one_worker_then_queued_in_one_step(redis_prefix: str) -> None:

@@ -13,14 +13,21 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from monitor.config import parse_config
 from monitor.digest import Period, write_digest
 from monitor.pipeline import Ingest
 from monitor.records import MentionRecord
-from monitor.scoring import ScoreResult, score_and_map, score_pending, score_share
+from monitor.scoring import (
+    IdleScorer,
+    ScoreResult,
+    score_and_map,
+    score_pending,
+    score_share,
+)
 from monitor.store import (
     Mention,
     MentionScore,
@@ -189,6 +196,58 @@ def test_scoring_processes_split_the_work(db_url: str) -> None:
         result = score_pending(store, TAXONOMY, processes=2, batch_size=50)
         assert result == ScoreResult(scored=400, failed=0)
         assert stored_judgements(store) == expected_judgements(400)
+    finally:
+        store.close()
+
+
+def test_an_idle_worker_scores_a_batch_at_a_time(db_url: str) -> None:
+    """What a worker with nothing to crawl does between looks at its queue: one batch a step,
+    each mention judged once, new mentions taken up as they arrive, and then nothing to do."""
+    store = collect(db_url, 120)
+    try:
+        scorer = IdleScorer(store, TAXONOMY, batch_size=50)
+        assert [scorer.step() for _ in range(3)] == [True, True, True]
+        assert store.unscored() == 0
+        assert scorer.step() is False
+        assert scorer.result == ScoreResult(scored=120, failed=0)
+        ingest = Ingest(
+            store,
+            TAXONOMY,
+            store.business_id("example-bakery", "Example Bakery"),
+            store.source_id(store.business_id("example-bakery", "Example Bakery"), "news", "feed"),
+        )
+        ingest.add_all(
+            MentionRecord(
+                business="example-bakery",
+                source="news",
+                text=f"The delivery was late again, week {i}.",
+                url=f"https://news.example/{i}",
+                external_id=f"n-{i}",
+            )
+            for i in range(7)
+        )
+        ingest.flush()
+        assert scorer.step() is True
+        assert scorer.step() is False
+        assert scorer.result.scored == 127
+        assert store.unscored() == 0
+    finally:
+        store.close()
+
+
+def test_an_idle_scorer_that_fails_says_so_and_stops_trying(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = collect(f"sqlite:///{tmp_path / 'm.db'}", 10)
+    try:
+        with store.engine.begin() as connection:
+            connection.execute(text("DROP TABLE touchpoint_assignments"))
+        scorer = IdleScorer(store, TAXONOMY)
+        assert scorer.step() is False
+        assert "scoring while idle failed" in caplog.text
+        assert scorer.step() is False  # not tried again: the pass after the crawl reports it
+        assert caplog.text.count("scoring while idle failed") == 1
+        assert store.unscored() == 10  # the failed batch was rolled back whole
     finally:
         store.close()
 

@@ -49,7 +49,7 @@ OPENINGS = [
 ]
 
 
-def records(n: int) -> list[MentionRecord]:
+def records(n: int, first: int = 0) -> list[MentionRecord]:
     return [
         MentionRecord(
             business="example-bakery",
@@ -60,18 +60,18 @@ def records(n: int) -> list[MentionRecord]:
             rating=(i % 5) / 4,
             published_at=datetime(2026, 11, 16 + i % 7, 12),
         )
-        for i in range(n)
+        for i in range(first, first + n)
     ]
 
 
-def collect(url: str, n: int) -> Store:
-    """A store holding ``n`` collected (stored, unscored) mentions."""
+def collect(url: str, n: int, first: int = 0) -> Store:
+    """A store holding ``n`` collected (stored, unscored) mentions, numbered from ``first``."""
     store = Store.open(url)
     business_id = store.business_id("example-bakery", "Example Bakery")
     ingest = Ingest(
         store, TAXONOMY, business_id, store.source_id(business_id, "reviews", "structured_data")
     )
-    ingest.add_all(records(n))
+    ingest.add_all(records(n, first))
     ingest.flush()
     assert ingest.counts["new"] == n
     return store
@@ -210,23 +210,7 @@ def test_an_idle_worker_scores_a_batch_at_a_time(db_url: str) -> None:
         assert store.unscored() == 0
         assert scorer.step() is False
         assert scorer.result == ScoreResult(scored=120, failed=0)
-        ingest = Ingest(
-            store,
-            TAXONOMY,
-            store.business_id("example-bakery", "Example Bakery"),
-            store.source_id(store.business_id("example-bakery", "Example Bakery"), "news", "feed"),
-        )
-        ingest.add_all(
-            MentionRecord(
-                business="example-bakery",
-                source="news",
-                text=f"The delivery was late again, week {i}.",
-                url=f"https://news.example/{i}",
-                external_id=f"n-{i}",
-            )
-            for i in range(7)
-        )
-        ingest.flush()
+        collect(db_url, 7, first=120).close()  # stored while the worker waits
         assert scorer.step() is True
         assert scorer.step() is False
         assert scorer.result.scored == 127

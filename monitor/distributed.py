@@ -28,12 +28,14 @@ import logging
 import os
 import time
 import uuid
+import warnings
 from collections.abc import AsyncIterator, Iterator
 from typing import Any, cast
 
 import scrapy
 from scrapy import signals
 from scrapy.crawler import Crawler, CrawlerProcess
+from scrapy.exceptions import ScrapyDeprecationWarning
 from scrapy_redis.queue import PriorityQueue
 from scrapy_redis.scheduler import Scheduler
 from scrapy_redis.spiders import RedisMixin
@@ -261,6 +263,16 @@ class SharedScheduler(Scheduler):
     filter and queued in one step (``LeasedPriorityQueue.push_if_new``)."""
 
     queue: LeasedPriorityQueue
+
+    def open(self, spider: Any) -> Any:
+        # scrapy-redis says "Resuming crawl (N requests scheduled)" through ``Spider.log()``,
+        # which Scrapy deprecates: every worker that joins a crawl under way would print the
+        # deprecation as a warning, though the line itself is only debug output.
+        with warnings.catch_warnings():
+            warnings.filterwarnings(
+                "ignore", r"Spider\.log\(\) is deprecated", ScrapyDeprecationWarning
+            )
+            return super().open(spider)
 
     def _fingerprint(self, request: scrapy.Request) -> str:
         return "" if request.dont_filter else str(self.df.request_fingerprint(request))

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 import uuid
+import warnings
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,9 +24,11 @@ import pytest
 import redis
 import scrapy
 import yaml
+from scrapy.exceptions import ScrapyDeprecationWarning
+from scrapy.utils.test import get_crawler
 from sqlalchemy import create_engine, text
 
-from monitor.distributed import LeasedPriorityQueue
+from monitor.distributed import LeasedPriorityQueue, SharedScheduler
 from tests.conftest import run_monitor
 from tests.sites import fixture_site
 from tests.test_scoring import collect
@@ -378,3 +381,28 @@ def test_a_queued_request_encodes_as_scrapy_encodes_it(redis_prefix: str) -> Non
     # A callback that is not one of the spider's methods fails as Scrapy fails.
     with pytest.raises(ValueError, match="not an instance method"):
         queue._encode_request(scrapy.Request("http://127.0.0.1:9/d", callback=print))
+
+
+def test_a_worker_joining_a_crawl_under_way_prints_no_deprecation(redis_prefix: str) -> None:
+    """scrapy-redis announces a queue it resumes through Scrapy's deprecated ``Spider.log()``;
+    every worker after the first would print the deprecation warning."""
+    crawler = get_crawler(
+        _Spider,
+        {
+            "REDIS_URL": REDIS_URL,
+            "SCHEDULER_QUEUE_CLASS": "monitor.distributed.LeasedPriorityQueue",
+            "SCHEDULER_QUEUE_KEY": "%(spider)s:requests",
+            "SCHEDULER_DUPEFILTER_KEY": "%(spider)s:dupefilter",
+            "DUPEFILTER_CLASS": "scrapy_redis.dupefilter.RFPDupeFilter",
+            "SCHEDULER_PERSIST": True,
+        },
+    )
+    spider = _Spider.from_crawler(crawler, name=f"{redis_prefix}:resumed")
+    queued = LeasedPriorityQueue(redis.Redis.from_url(REDIS_URL), spider, "%(spider)s:requests")
+    queued.push(scrapy.Request("http://127.0.0.1:9/a", callback=spider.parse))
+    scheduler = SharedScheduler.from_crawler(crawler)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        scheduler.open(spider)
+    assert len(scheduler.queue) == 1  # it did resume the queue
+    assert [str(w.message) for w in caught if w.category is ScrapyDeprecationWarning] == []

@@ -242,7 +242,11 @@ class IdleScorer:
             return False
         try:
             after = score_batch(
-                self.store.engine, self.taxonomy, self.result, self.after, 0, 1, self.batch_size
+                self.store.engine,
+                self.taxonomy,
+                self.result,
+                after=self.after,
+                batch_size=self.batch_size,
             )
         except Exception:
             log.exception("scoring while idle failed; the rest waits for the pass after the crawl")
